@@ -1,0 +1,34 @@
+# shellcheck shell=bash
+# Environment of the meetops.jitsi test lab. Sourced by the lab scripts; source it yourself to use
+# molecule, ansible-playbook or podman by hand:   . lab/env.sh
+#
+# Everything the lab keeps between runs lives under MEETOPS_LAB_HOME (default ~/.cache/meetops-jitsi):
+# the virtualenv and the extracted dependency collections (one per requirements hash), the apt cache,
+# and a per-checkout collections tree whose ansible_collections/meetops/jitsi points at this checkout.
+
+MEETOPS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+export MEETOPS_REPO
+export MEETOPS_LAB_HOME=${MEETOPS_LAB_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/meetops-jitsi}
+export MEETOPS_LAB_APT_PORT=31420
+export CONTAINERS_CONF=$MEETOPS_REPO/lab/containers.conf
+
+_meetops_reqs_hash=$(cat "$MEETOPS_REPO/requirements/dev.txt" "$MEETOPS_REPO/requirements/constraints.txt" \
+    "$MEETOPS_REPO/requirements/collections.txt" | sha256sum | cut -c1-12)
+export MEETOPS_VENV=$MEETOPS_LAB_HOME/venv-$_meetops_reqs_hash
+export MEETOPS_DEPS=$MEETOPS_LAB_HOME/deps-$_meetops_reqs_hash
+export MEETOPS_TREE=$MEETOPS_LAB_HOME/tree-$(printf %s "$MEETOPS_REPO" | sha256sum | cut -c1-12)
+unset _meetops_reqs_hash
+
+export ANSIBLE_COLLECTIONS_PATH=$MEETOPS_TREE:$MEETOPS_DEPS
+export ANSIBLE_HOME=$MEETOPS_LAB_HOME/ansible-home
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
+export ANSIBLE_NOCOLOR=1
+export MOLECULE_NO_LOG=false
+
+if [ -x "$MEETOPS_VENV/bin/python" ]; then
+    export VIRTUAL_ENV=$MEETOPS_VENV
+    case ":$PATH:" in
+        *":$MEETOPS_VENV/bin:"*) ;;
+        *) export PATH=$MEETOPS_VENV/bin:$PATH ;;
+    esac
+fi
