@@ -85,7 +85,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 # Unit names: letters, digits and ":_.-\\" (systemd escapes other bytes as \\xNN), an optional
 # "@instance" part (empty for a template), and a unit type suffix.
-UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|timer|mount|target|slice|scope)$")
+UNIT_NAME = re.compile(
+    r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|timer|mount|target|slice|scope)$"
+)
 FILE_NAME = re.compile(r"^[A-Za-z0-9_.@-]+\.conf$")
 
 
@@ -113,7 +115,10 @@ def read(path: str) -> str | None:
         return None
 
 
-def plan(units: list[str], name: str, content: str | None, root: str) -> dict[str, tuple[str | None, str | None]]:
+Change = tuple[str | None, str | None]
+
+
+def plan(units: list[str], name: str, content: str | None, root: str) -> dict[str, Change]:
     """Map each unit that needs a change to (current content, wanted content); None means no file."""
     changes = {}
     for unit in dict.fromkeys(units):

@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = Path(__file__).with_name("fqcn_playbook.yml")
 
 
-def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
+def run(*argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=check, capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,18 @@ def container() -> str:
 
 def test_installed_artifact_runs_a_role_by_fqcn(artifact: Path, container: str, tmp_path: Path):
     collections = tmp_path / "collections"
-    run("ansible-galaxy", "collection", "install", "--offline", "-p", str(collections), str(artifact))
+    # An empty collections path: the checkout (on the lab's path) must not count as installed.
+    empty = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections))
+    run(
+        "ansible-galaxy",
+        "collection",
+        "install",
+        "--offline",
+        "-p",
+        str(collections),
+        str(artifact),
+        env=empty,
+    )
     assert (collections / "ansible_collections/meetops/jitsi/MANIFEST.json").is_file()
 
     # Only the installed artifact and the lab's dependency collections: not this checkout.

@@ -19,7 +19,8 @@ def test_plan_lists_missing_and_different_dropins_only(tmp_path: Path):
     other.parent.mkdir()
     other.write_text("[Service]\nLimitNOFILE=1024\n")
 
-    changes = mod.plan(["nginx.service", "haproxy.service", "jvb@.service"], "60.conf", CONTENT, str(tmp_path))
+    units = ["nginx.service", "haproxy.service", "jvb@.service"]
+    changes = mod.plan(units, "60.conf", CONTENT, str(tmp_path))
 
     assert changes == {
         "haproxy.service": ("[Service]\nLimitNOFILE=1024\n", CONTENT),
