@@ -12,10 +12,12 @@ export MEETOPS_LAB_HOME=${MEETOPS_LAB_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/meet
 export MEETOPS_LAB_APT_PORT=31420
 export CONTAINERS_CONF=$MEETOPS_REPO/lab/containers.conf
 
-_meetops_reqs_hash=$(cat "$MEETOPS_REPO/requirements/dev.txt" "$MEETOPS_REPO/requirements/constraints.txt" \
-    "$MEETOPS_REPO/requirements/collections.txt" | sha256sum | cut -c1-12)
-export MEETOPS_VENV=$MEETOPS_LAB_HOME/venv-$_meetops_reqs_hash
-export MEETOPS_DEPS=$MEETOPS_LAB_HOME/deps-$_meetops_reqs_hash
+_meetops_venv_hash=$(cat "$MEETOPS_REPO/requirements/dev.txt" "$MEETOPS_REPO/requirements/constraints.txt" |
+    sha256sum | cut -c1-12)
+_meetops_deps_hash=$(sha256sum <"$MEETOPS_REPO/requirements/collections.txt" | cut -c1-12)
+export MEETOPS_VENV=$MEETOPS_LAB_HOME/venv-$_meetops_venv_hash
+export MEETOPS_DEPS=$MEETOPS_LAB_HOME/deps-$_meetops_deps_hash
+unset _meetops_venv_hash _meetops_deps_hash
 export MEETOPS_TREE=$MEETOPS_LAB_HOME/tree-$(printf %s "$MEETOPS_REPO" | sha256sum | cut -c1-12)
 unset _meetops_reqs_hash
 

@@ -22,7 +22,7 @@ def check_role(role: Path) -> list[str]:
     defaults = defaults or {}
     options = yaml.safe_load(specs_file.read_text())["argument_specs"]["main"].get("options", {})
     problems = []
-    prefix = role.name.lstrip("_") + "_"
+    prefix = role.name + "_"  # a private role _x has options _x_*
     for name in sorted(set(defaults) - set(options)):
         problems.append(f"{role.name}: default {name} has no entry in meta/argument_specs.yml")
     for name, spec in sorted(options.items()):

@@ -1,0 +1,177 @@
+"""meetops.jitsi.prosody: checks of the running server, with real XMPP clients inside each container."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra.utils.ansible_runner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+testinfra_hosts = sorted(RUNNER.get_hosts("all"))
+
+DOMAIN = "meet.example.test"
+AUTH = f"auth.{DOMAIN}"
+CONFERENCE = f"conference.{DOMAIN}"
+SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / DOMAIN
+CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
+
+
+def password(account: str) -> str:
+    return (SECRETS / "passwords" / account).read_text().strip()
+
+
+def name(host) -> str:
+    return host.backend.get_hostname()
+
+
+def probe(host, *args: str, account: str | None = None) -> dict:
+    env = f"XMPP_PASSWORD={shlex.quote(password(account))} " if account else ""
+    cmd = host.run(f"{env}timeout 200 xmpp-probe {shlex.join(args)}")
+    result = json.loads(cmd.stdout.strip().splitlines()[-1]) if cmd.stdout.strip() else {}
+    assert cmd.rc == 0, f"{args}: {result or cmd.stderr}"
+    return result
+
+
+def main_pid(host) -> str:
+    return host.check_output("systemctl show -p MainPID --value prosody")
+
+
+def test_prosody_runs_and_is_enabled(host):
+    service = host.service("prosody")
+    assert service.is_running
+    assert service.is_enabled
+
+
+@pytest.mark.parametrize("port", [5222, 5280])
+def test_listen_backlog_is_511(host, port):
+    # For a listening socket, ss shows the accept backlog in Send-Q.
+    lines = host.check_output(f"ss -Hltn 'sport = :{port}'").splitlines()
+    assert lines, f"nothing listens on {port}"
+    assert {line.split()[2] for line in lines} == {"511"}, lines
+
+
+def test_http_port_is_on_loopback_only(host):
+    local = {line.split()[3] for line in host.check_output("ss -Hltn 'sport = :5280'").splitlines()}
+    assert local == {"127.0.0.1:5280"}
+
+
+def test_log_names_the_network_backend(host):
+    log = host.file("/var/log/prosody/prosody.log").content_string
+    assert "Prosody is using the epoll backend for connection handling" in log
+
+
+def test_no_errors_logged(host):
+    errors = host.file("/var/log/prosody/prosody.err")
+    content = errors.content_string if errors.exists else ""
+    assert content.strip() == "", content
+
+
+def test_configuration_matches_the_installed_version(host):
+    config = host.file("/etc/prosody/prosody.cfg.lua")
+    assert (config.user, config.group, config.mode) == ("root", "prosody", 0o640)
+    text = config.content_string
+    version = host.check_output("dpkg-query -W -f '${Version}' prosody")
+    # tcp_backlog only inside network_settings; never at top level, where 0.12+ ignores it.
+    assert "network_settings = {\n\ttcp_backlog = 511;\n}" in text
+    assert not [line for line in text.splitlines() if line.startswith("tcp_backlog")]
+    assert ("component_admins_as_room_owners = true" in text) == version.startswith("13.")
+    # Both Debian releases run Prosody on Lua 5.4, which accepts step_size.
+    assert host.file("/usr/bin/prosody").content_string.startswith("#!/usr/bin/env lua5.4")
+    assert "\tstep_size = 13;" in text
+    assert 'unlimited_jids = { "focus@auth.meet.example.test"; "jvb@auth.meet.example.test"; }' in text
+
+
+def test_private_keys_are_readable_only_by_root_and_prosody(host):
+    for hostname in (DOMAIN, AUTH):
+        key = host.file(f"/etc/prosody/certs/{hostname}.key")
+        assert (key.user, key.group, key.mode) == ("root", "prosody", 0o640)
+
+
+@pytest.mark.parametrize("xmpp_host", [DOMAIN, AUTH])
+def test_certificates_are_trusted_through_the_system_store(host, xmpp_host):
+    cmd = host.run(
+        f"openssl s_client -starttls xmpp -xmpphost {xmpp_host} -connect 127.0.0.1:5222 "
+        f"-verify_hostname {xmpp_host} -verify_return_error -CApath /etc/ssl/certs </dev/null"
+    )
+    assert "Verify return code: 0 (ok)" in cmd.stdout, cmd.stdout[-2000:] + cmd.stderr[-1000:]
+
+
+def test_ca_is_in_the_java_compatible_system_bundle(host):
+    ca = host.file(f"/usr/local/share/ca-certificates/meetops-jitsi-{DOMAIN}.crt").content_string.strip()
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    assert ca in host.file("/etc/ssl/certs/ca-certificates.crt").content_string
+
+
+def test_secrets_stay_on_the_controller_with_private_modes():
+    files = sorted((SECRETS / "passwords").iterdir())
+    assert [f.name for f in files] == [f"focus@{AUTH}", f"jvb@{AUTH}", f"limited@{AUTH}"]
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+    assert oct((SECRETS / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    inventory = Path(INVENTORY).read_text()
+    assert not any(password(f.name) in inventory for f in files)
+
+
+def test_focus_authenticates_over_tls_on_the_auth_host(host):
+    result = probe(host, "login", f"focus@{AUTH}", account=f"focus@{AUTH}")
+    assert result["jid"].startswith(f"focus@{AUTH}/")
+
+
+def test_wrong_password_is_refused(host):
+    cmd = host.run(f"XMPP_PASSWORD=wrong timeout 60 xmpp-probe login focus@{AUTH}")
+    assert cmd.rc == 1
+    assert "authentication failed" in cmd.stdout
+
+
+def test_anonymous_participant_joins_a_conference_room_over_websocket(host):
+    room = f"probe-room@{CONFERENCE}"
+    result = probe(host, "join", f"focus@{AUTH}", room, "--nick", "alice", account=f"focus@{AUTH}")
+    participant = result["participant"]
+    assert participant["jid"].endswith(f"@{DOMAIN}/") or f"@{DOMAIN}/" in participant["jid"]
+    assert {"alice", "focus"} <= set(participant["occupants_seen"])
+
+
+def test_focus_is_exempt_from_rate_limits_and_others_are_not(host):
+    # 2 MB of stanzas: at the role's 512kb/s an ordinary account needs about 4 s, the exempt focus far less.
+    limited = probe(host, "flood", f"limited@{AUTH}", "--bytes", "2000000", account=f"limited@{AUTH}")
+    focus = probe(host, "flood", f"focus@{AUTH}", "--bytes", "2000000", account=f"focus@{AUTH}")
+    assert limited["seconds"] > 3.0, limited
+    assert focus["seconds"] < 1.5, focus
+    assert focus["seconds"] * 3 < limited["seconds"]
+
+
+def run_converge(host, **extra_vars) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            INVENTORY,
+            "--limit",
+            name(host),
+            "--tags",
+            "prosody_configure",
+            "-e",
+            json.dumps(extra_vars),
+            str(CONVERGE),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_bad_configuration_fails_with_prosodys_reason_and_leaves_prosody_running(host):
+    pid = main_pid(host)
+    before = host.file("/etc/prosody/prosody.cfg.lua").content_string
+    result = run_converge(host, prosody_custom_global_config="broken = {")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    # Prosody's own words, from prosodyctl check config on the candidate.
+    assert "A problem occurred while reading the config file" in output, output[-3000:]
+    assert main_pid(host) == pid
+    assert host.file("/etc/prosody/prosody.cfg.lua").content_string == before
