@@ -7,6 +7,8 @@
       Log in as JID (an account that may create rooms, e.g. the focus), create ROOM and stay in it, then
       join ROOM as an anonymous participant over XMPP-over-WebSocket (RFC 7395) and wait until both
       see each other.
+  xmpp_probe.py muc JID ROOM [--port 5222] [--nick NICK] [--hold SECONDS]
+      Log in as JID over c2s TCP, join ROOM and report the occupants seen after HOLD seconds.
   xmpp_probe.py flood JID --bytes N
       Log in as JID and time how long the server takes to read N bytes of stanzas from it (mod_limits).
 
@@ -48,6 +50,7 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", self._started)
         self.add_event_handler("failed_auth", self._failed)
         self.add_event_handler("ssl_invalid_cert", self._bad_cert)
+        self.add_event_handler("stream_error", self._stream_error)
         self.presences: list[ET.Element] = []
         self.add_event_handler("presence", lambda p: self.presences.append(p.xml))
 
@@ -59,6 +62,10 @@ class Client(slixmpp.ClientXMPP):
         if not self.session.done():
             self.session.set_exception(RuntimeError("authentication failed"))
 
+    def _stream_error(self, error) -> None:
+        if not self.session.done():
+            self.session.set_exception(RuntimeError(f"stream error: {error['condition']}"))
+
     def _bad_cert(self, cert) -> None:
         self.tls_problem = "server certificate not trusted"
         if not self.session.done():
@@ -67,6 +74,9 @@ class Client(slixmpp.ClientXMPP):
 
 async def login(jid: str, port: int) -> Client:
     client = Client(jid, os.environ["XMPP_PASSWORD"])
+    # STARTTLS on the c2s port, as Jicofo and the bridges use it; slixmpp 1.9+ would first try direct TLS.
+    if hasattr(client, "enable_direct_tls"):
+        client.enable_direct_tls = False
     # slixmpp 1.8 (Debian 12) takes an address tuple, 1.9 and later (Debian 13) host and port.
     if "host" in inspect.signature(client.connect).parameters:
         client.connect(host="127.0.0.1", port=port)
@@ -155,6 +165,23 @@ async def cmd_join(args) -> dict:
     return {"owner": str(owner.boundjid), "participant": participant}
 
 
+async def cmd_muc(args) -> dict:
+    client = await login(args.jid, args.port)
+    nick = args.nick or client.boundjid.resource
+    client.send_raw(muc_presence(f"{args.room}/{nick}"))
+    await wait_for(lambda: any(p.get("from") == f"{args.room}/{nick}" for p in client.presences))
+    await asyncio.sleep(args.hold)
+    seen = sorted(
+        {
+            p.get("from", "").split("/", 1)[1]
+            for p in client.presences
+            if p.get("from", "").startswith(args.room + "/") and p.get("type") != "unavailable"
+        }
+    )
+    client.disconnect()
+    return {"jid": str(client.boundjid), "room": args.room, "nick": nick, "occupants_seen": seen}
+
+
 async def cmd_flood(args) -> dict:
     client = await login(args.jid, args.port)
     chunk = 50_000
@@ -175,16 +202,19 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("login", "join", "flood"):
+    for name in ("login", "join", "muc", "flood"):
         p = sub.add_parser(name)
         p.add_argument("jid")
         p.add_argument("--port", type=int, default=5222)
     sub.choices["join"].add_argument("room")
     sub.choices["join"].add_argument("--websocket", default="ws://127.0.0.1:5280/xmpp-websocket")
     sub.choices["join"].add_argument("--nick", default="participant-" + uuid.uuid4().hex[:6])
+    sub.choices["muc"].add_argument("room")
+    sub.choices["muc"].add_argument("--nick")
+    sub.choices["muc"].add_argument("--hold", type=float, default=1.0)
     sub.choices["flood"].add_argument("--bytes", type=int, default=2_000_000)
     args = parser.parse_args()
-    command = {"login": cmd_login, "join": cmd_join, "flood": cmd_flood}[args.command]
+    command = {"login": cmd_login, "join": cmd_join, "muc": cmd_muc, "flood": cmd_flood}[args.command]
     try:
         result = asyncio.run(asyncio.wait_for(command(args), 180))
     except Exception as exc:  # report any failure as data for the test to show

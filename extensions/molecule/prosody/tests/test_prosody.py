@@ -17,6 +17,8 @@ testinfra_hosts = sorted(RUNNER.get_hosts("all"))
 
 DOMAIN = "meet.example.test"
 AUTH = f"auth.{DOMAIN}"
+JVB_AUTH = f"auth.jvb.{DOMAIN}"
+BREWERY = f"jvbbrewery@muc.jvb.{DOMAIN}"
 CONFERENCE = f"conference.{DOMAIN}"
 SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / DOMAIN
 CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
@@ -38,17 +40,18 @@ def probe(host, *args: str, account: str | None = None) -> dict:
     return result
 
 
-def main_pid(host) -> str:
-    return host.check_output("systemctl show -p MainPID --value prosody")
+def main_pid(host, unit: str = "prosody") -> str:
+    return host.check_output(f"systemctl show -p MainPID --value {unit}")
 
 
-def test_prosody_runs_and_is_enabled(host):
-    service = host.service("prosody")
+@pytest.mark.parametrize("unit", ["prosody", "prosody-jvb"])
+def test_both_prosody_processes_run_and_are_enabled(host, unit):
+    service = host.service(unit)
     assert service.is_running
     assert service.is_enabled
 
 
-@pytest.mark.parametrize("port", [5222, 5280])
+@pytest.mark.parametrize("port", [5222, 5280, 6222])
 def test_listen_backlog_is_511(host, port):
     # For a listening socket, ss shows the accept backlog in Send-Q.
     lines = host.check_output(f"ss -Hltn 'sport = :{port}'").splitlines()
@@ -61,13 +64,15 @@ def test_http_port_is_on_loopback_only(host):
     assert local == {"127.0.0.1:5280"}
 
 
-def test_log_names_the_network_backend(host):
-    log = host.file("/var/log/prosody/prosody.log").content_string
+@pytest.mark.parametrize("instance", ["prosody", "prosody-jvb"])
+def test_log_names_the_network_backend(host, instance):
+    log = host.file(f"/var/log/{instance}/prosody.log").content_string
     assert "Prosody is using the epoll backend for connection handling" in log
 
 
-def test_no_errors_logged(host):
-    errors = host.file("/var/log/prosody/prosody.err")
+@pytest.mark.parametrize("instance", ["prosody", "prosody-jvb"])
+def test_no_errors_logged(host, instance):
+    errors = host.file(f"/var/log/{instance}/prosody.err")
     content = errors.content_string if errors.exists else ""
     assert content.strip() == "", content
 
@@ -110,7 +115,9 @@ def test_ca_is_in_the_java_compatible_system_bundle(host):
 
 def test_secrets_stay_on_the_controller_with_private_modes():
     files = sorted((SECRETS / "passwords").iterdir())
-    assert [f.name for f in files] == [f"focus@{AUTH}", f"jvb@{AUTH}", f"limited@{AUTH}"]
+    assert [f.name for f in files] == sorted(
+        [f"focus@{AUTH}", f"jvb@{AUTH}", f"limited@{AUTH}", f"focus@{JVB_AUTH}", f"jvb@{JVB_AUTH}"]
+    )
     assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
     assert oct((SECRETS / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
     inventory = Path(INVENTORY).read_text()
@@ -175,3 +182,52 @@ def test_bad_configuration_fails_with_prosodys_reason_and_leaves_prosody_running
     assert "A problem occurred while reading the config file" in output, output[-3000:]
     assert main_pid(host) == pid
     assert host.file("/etc/prosody/prosody.cfg.lua").content_string == before
+
+
+def test_bridge_prosody_configuration(host):
+    text = host.file("/etc/prosody-jvb/prosody.cfg.lua").content_string
+    assert "c2s_stanza_size_limit = 10485760" in text
+    assert "network_settings = {\n\ttcp_backlog = 511;\n}" in text
+    assert 'data_path = "/var/lib/prosody-jvb"' in text
+    # Only the bridges' and focus's host and the brewery MUC; no participant host, no conference rooms.
+    assert [line for line in text.splitlines() if line.startswith(("VirtualHost", "Component"))] == [
+        f'VirtualHost "{JVB_AUTH}"',
+        f'Component "muc.jvb.{DOMAIN}" "muc"',
+    ]
+    assert host.check_output("systemd-analyze verify prosody-jvb.service 2>&1 || true") == ""
+
+
+def test_each_prosody_accepts_only_its_own_accounts(host):
+    probe(host, "login", f"jvb@{JVB_AUTH}", "--port", "6222", account=f"jvb@{JVB_AUTH}")
+    probe(host, "login", f"jvb@{AUTH}", "--port", "5222", account=f"jvb@{AUTH}")
+    for jid, port in ((f"jvb@{JVB_AUTH}", 5222), (f"jvb@{AUTH}", 6222)):
+        cmd = host.run(
+            f"XMPP_PASSWORD={shlex.quote(password(jid))} timeout 60 xmpp-probe login {jid} --port {port}"
+        )
+        assert cmd.rc == 1, f"{jid} logged in on port {port}: {cmd.stdout}"
+
+
+def test_bridge_and_focus_join_the_brewery_on_the_bridge_prosody(host):
+    result = probe(
+        host,
+        "muc",
+        f"jvb@{JVB_AUTH}",
+        BREWERY,
+        "--port",
+        "6222",
+        "--nick",
+        "bridge-probe",
+        account=f"jvb@{JVB_AUTH}",
+    )
+    assert "bridge-probe" in result["occupants_seen"]
+    result = probe(host, "muc", f"focus@{JVB_AUTH}", BREWERY, "--port", "6222", account=f"focus@{JVB_AUTH}")
+    assert result["nick"] in result["occupants_seen"]
+
+
+@pytest.mark.parametrize(("restarted", "untouched"), [("prosody-jvb", "prosody"), ("prosody", "prosody-jvb")])
+def test_instances_restart_independently(host, restarted, untouched):
+    before = main_pid(host, untouched)
+    host.check_output(f"systemctl restart {restarted}")
+    host.check_output(f"timeout 20 sh -c 'until systemctl is-active -q {restarted}; do sleep 0.2; done'")
+    assert main_pid(host, untouched) == before
+    assert host.service(restarted).is_running
