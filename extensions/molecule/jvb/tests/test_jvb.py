@@ -1,0 +1,384 @@
+"""meetops.jitsi.jvb without Jitsi's package: what systemd, the HOCON parser and the file system hold.
+
+Every jvb.conf is parsed inside the container with ruby-hocon (Debian's port of the Typesafe Config
+library the videobridge reads it with) and compared with the plan the filter meetops.jitsi.jvb_slots makes
+for the scenario's topology, computed here independently of the play.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from functools import cache
+from pathlib import Path
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+import yaml
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+testinfra_hosts = sorted(RUNNER.get_hosts("all"))
+
+SCENARIO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[4]
+CONVERGE = SCENARIO / "converge.yml"
+KEY_LIST = REPO / "docs" / "jitsi-keys" / "jvb.md"
+SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets"
+MOLECULE_YML = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
+GROUP_VARS = MOLECULE_YML["provisioner"]["inventory"]["group_vars"]["all"]
+SHARDS = {shard["name"]: shard for shard in GROUP_VARS["jvb_shards"]}
+CONFIG_ROOT = "/etc/jitsi/videobridge"
+CONFIGS = ("videobridge", "apis", "xmpp-client", "configs")
+PACKAGE_SCRIPT = "/usr/share/jitsi-videobridge/graceful_shutdown.sh"
+
+# Render a HOCON file as JSON with the parser the videobridge's library was ported to.
+HOCON_TO_JSON = (
+    "require 'hocon'; require 'hocon/config_factory'; require 'hocon/config_render_options'; "
+    "print Hocon::ConfigFactory.parse_file(ARGV[0]).resolve.root.render(Hocon::ConfigRenderOptions.concise)"
+)
+
+
+def _import_filter():
+    """The collection's jvb_slots filter, imported like tests/unit does (this checkout as the collection)."""
+    tree = Path(tempfile.mkdtemp(prefix="meetops-jitsi-tree-"))
+    (tree / "ansible_collections" / "meetops").mkdir(parents=True)
+    (tree / "ansible_collections" / "meetops" / "jitsi").symlink_to(REPO)
+    sys.path.insert(0, str(tree))
+    from ansible_collections.meetops.jitsi.plugins.filter.jvb_slots import (  # noqa: PLC0415
+        jvb_slots,
+        jvb_slots_for_host,
+    )
+
+    return jvb_slots, jvb_slots_for_host
+
+
+JVB_SLOTS, JVB_SLOTS_FOR_HOST = _import_filter()
+
+
+def plan(instances: int = GROUP_VARS["jvb_instances"]) -> list[dict]:
+    """The plan of the scenario's topology: every host with the same number of instances."""
+    topology = {name: {"instances": instances} for name in testinfra_hosts}
+    return JVB_SLOTS(topology, **GROUP_VARS["jvb_slots_options"])
+
+
+def name(host) -> str:
+    return host.backend.get_hostname()
+
+
+def slots(host, instances: int = GROUP_VARS["jvb_instances"]) -> list[dict]:
+    return JVB_SLOTS_FOR_HOST(plan(instances), name(host))
+
+
+def keys_in_list() -> set[str]:
+    block = re.search(r"^```jitsi-keys\n(.*?)^```", KEY_LIST.read_text(), re.MULTILINE | re.DOTALL)
+    assert block, f"no jitsi-keys block in {KEY_LIST}"
+    # One key per line, columns separated by "|", the key first; "#" starts a comment line.
+    lines = [line.strip() for line in block.group(1).splitlines()]
+    return {line.split("|")[0].strip() for line in lines if line and not line.startswith("#")}
+
+
+def parse(host, path: str) -> dict:
+    return json.loads(host.check_output(f"ruby -e {shlex.quote(HOCON_TO_JSON)} {shlex.quote(path)}"))
+
+
+@cache
+def conf(hostname: str, instance: str) -> dict:
+    return parse(testinfra.get_host(f"podman://{hostname}"), f"{CONFIG_ROOT}/{instance}/jvb.conf")
+
+
+def leaf_paths(tree: dict, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    paths = set()
+    for key, value in tree.items():
+        path = (*prefix, key)
+        if isinstance(value, dict):
+            paths |= leaf_paths(value, path)
+        else:
+            paths.add(path)
+    return paths
+
+
+def password(shard: dict) -> str:
+    xmpp_domain = shard.get("xmpp_domain", f"auth.jvb.{shard['domain']}")
+    return (SECRETS / shard["domain"] / "passwords" / f"jvb@{xmpp_domain}").read_text().strip()
+
+
+def run_converge(*args: str, **extra_vars) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, "--diff", *args, "-e", json.dumps(extra_vars), str(CONVERGE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# --- Parsing and the key list -------------------------------------------------------------------------
+
+
+def test_every_jvb_conf_parses_and_holds_only_listed_keys(host):
+    allowed = keys_in_list()
+    for slot in slots(host):
+        rendered = set()
+        for path in leaf_paths(conf(name(host), slot["name"])):
+            # The id of an xmpp-client connection is variable: the list writes it as <id>.
+            generic = (
+                (*CONFIGS, "<id>", *path[len(CONFIGS) + 1 :]) if path[: len(CONFIGS)] == CONFIGS else path
+            )
+            rendered.add(".".join(generic))
+        assert rendered - allowed == set(), f"{slot['name']}: keys missing from {KEY_LIST.name}"
+        assert len(rendered) > 15
+
+
+# --- Per-instance values against the plan --------------------------------------------------------------
+
+
+def test_instance_values_match_the_plan(host):
+    for slot in slots(host):
+        bridge = conf(name(host), slot["name"])["videobridge"]
+        assert bridge["ice"]["udp"]["port"] == slot["media_port"]
+        assert bridge["http-servers"]["private"] == {"host": "127.0.0.1", "port": slot["rest_port"]}
+        assert bridge["websockets"]["server-id"] == slot["websocket_server_id"]
+        assert bridge["relay"] == {"enabled": True, "region": "lab-region", "relay-id": slot["relay_id"]}
+        assert bridge["apis"]["rest"]["enabled"] is True
+        assert bridge["rest"]["shutdown"]["enabled"] is True
+        configs = bridge["apis"]["xmpp-client"]["configs"]
+        assert sorted(configs) == slot["shards"] == ["shard1", "shard2"]
+        for shard_name, connection in configs.items():
+            shard = SHARDS[shard_name]
+            muc_jids = shard.get("muc_jids", [f"jvbbrewery@muc.jvb.{shard['domain']}"])
+            assert connection["hostname"] == shard["host"]
+            assert connection["port"] == shard.get("port", 6222)
+            assert connection["domain"] == f"auth.jvb.{shard['domain']}"
+            assert connection["username"] == "jvb"
+            # A string, comma-separated: a HOCON list would reach the bridge as "[a, b]".
+            assert isinstance(connection["muc_jids"], str)
+            assert connection["muc_jids"].split(",") == muc_jids
+            assert connection["muc_nickname"] == slot["muc_nickname"]
+            # TLS verification stays on.
+            assert "disable_certificate_verification" not in connection
+
+
+def test_identities_are_unique_in_the_whole_topology():
+    everything = plan()
+    assert len(everything) == 3 * len(testinfra_hosts)
+    found = {"relay-id": [], "server-id": [], "nickname": {name: [] for name in SHARDS}}
+    for slot in everything:
+        bridge = conf(slot["host"], slot["name"])["videobridge"]
+        found["relay-id"].append(bridge["relay"]["relay-id"])
+        found["server-id"].append(bridge["websockets"]["server-id"])
+        for shard_name, connection in bridge["apis"]["xmpp-client"]["configs"].items():
+            found["nickname"][shard_name].append(connection["muc_nickname"])
+    # Nicknames must be unique in each brewery; relay and websocket ids everywhere.
+    for values in [found["relay-id"], found["server-id"], *found["nickname"].values()]:
+        assert len(values) == len(everything)
+        assert [value for value, count in Counter(values).items() if count > 1] == []
+
+
+def test_ports_are_unique_on_each_host(host):
+    ports = []
+    for slot in slots(host):
+        bridge = conf(name(host), slot["name"])["videobridge"]
+        ports += [bridge["ice"]["udp"]["port"], bridge["http-servers"]["private"]["port"]]
+    assert len(ports) == len(set(ports)) == 6
+    assert 8888 not in ports  # reserved for Jicofo in the scenario
+
+
+# --- Secrets ----------------------------------------------------------------------------------------
+
+
+def test_passwords_come_from_the_controller_and_stay_out_of_the_inventory(host):
+    inventory = Path(INVENTORY).read_text()
+    for shard_name, shard in SHARDS.items():
+        secret = password(shard)
+        assert re.fullmatch(r"[A-Za-z0-9]{32}", secret)
+        assert secret not in inventory
+        for slot in slots(host):
+            configs = conf(name(host), slot["name"])["videobridge"]["apis"]["xmpp-client"]["configs"]
+            assert configs[shard_name]["password"] == secret
+    assert password(SHARDS["shard1"]) != password(SHARDS["shard2"])
+
+
+def test_controller_password_files_are_private():
+    files = sorted(SECRETS.glob("*/passwords/*"))
+    assert [f"{f.parent.parent.name}/{f.name}" for f in files] == [
+        "meet.example.test/jvb@auth.jvb.meet.example.test",
+        "meet2.example.test/jvb@auth.jvb.meet2.example.test",
+    ]
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+
+
+def test_owners_and_modes(host):
+    passwd = host.user("jvb")
+    assert passwd.exists
+    assert passwd.group == "jitsi"
+    assert passwd.shell == "/usr/sbin/nologin"
+    root = host.file(CONFIG_ROOT)
+    assert (root.user, root.group, root.mode) == ("jvb", "jitsi", 0o750)
+    for slot in slots(host):
+        directory = host.file(f"{CONFIG_ROOT}/{slot['name']}")
+        assert (directory.user, directory.group, directory.mode) == ("root", "jitsi", 0o750)
+        for file in ("jvb.conf", "config", "sip-communicator.properties"):
+            f = host.file(f"{CONFIG_ROOT}/{slot['name']}/{file}")
+            assert (f.user, f.group, f.mode) == ("root", "jitsi", 0o640), file
+        log = host.file(f"/var/log/jitsi/videobridge/{slot['name']}.log")
+        assert (log.user, log.group, log.mode) == ("jvb", "jitsi", 0o640)
+
+
+def test_only_root_and_the_bridge_user_can_read_the_secrets(host):
+    path = f"{CONFIG_ROOT}/{slots(host)[0]['name']}/jvb.conf"
+    assert host.run(f"runuser -u jvb -- cat {path}").rc == 0
+    denied = host.run(f"runuser -u nobody -- cat {path}")
+    assert denied.rc != 0
+    assert "Permission denied" in denied.stderr
+
+
+# --- systemd ------------------------------------------------------------------------------------------
+
+
+def test_units_pass_systemd_analyze_verify(host):
+    """systemd-analyze verify loads each instance as systemd would start it: unit syntax, known directives
+    and values, the user, and that every Exec path is an executable. Without the package the one thing it
+    cannot find is the package's graceful_shutdown.sh (ExecStop); jvb.sh is run through /bin/bash and is not
+    checked, nor is anything the JVM does."""
+    package = host.package("jitsi-videobridge2").is_installed
+    for slot in slots(host):
+        unit = f"jitsi-videobridge@{slot['name']}.service"
+        result = host.run(f"systemd-analyze verify --man=no {unit}")
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        if package:
+            assert result.rc == 0, lines
+            assert lines == []
+        else:
+            expected = f"{unit}: Command {PACKAGE_SCRIPT} is not executable: No such file or directory"
+            assert lines == [expected], lines
+
+
+def test_systemd_reads_each_instance_as_intended(host):
+    for slot in slots(host):
+        unit = f"jitsi-videobridge@{slot['name']}.service"
+        shown = dict(
+            line.split("=", 1)
+            for line in host.check_output(
+                f"systemctl show {unit} --property=User,Group,EnvironmentFiles,PIDFile,RuntimeDirectory,"
+                "LimitNOFILE,TasksMax,RestartPreventExitStatus,SuccessExitStatus,TimeoutStopUSec,"
+                "NoNewPrivileges,ExecStop"
+            ).splitlines()
+        )
+        assert shown["User"] == "jvb"
+        assert shown["Group"] == "jitsi"
+        assert shown["EnvironmentFiles"].startswith(f"{CONFIG_ROOT}/{slot['name']}/config ")
+        assert shown["PIDFile"] == f"/run/jitsi-videobridge-{slot['name']}/jitsi-videobridge.pid"
+        assert shown["RuntimeDirectory"] == f"jitsi-videobridge-{slot['name']}"
+        assert shown["LimitNOFILE"] == "65000"
+        assert shown["TasksMax"] == "65000"
+        assert shown["RestartPreventExitStatus"] == "78"
+        assert shown["SuccessExitStatus"] == "143"
+        assert shown["NoNewPrivileges"] == "yes"
+        assert shown["TimeoutStopUSec"] == "2h 5min"
+        assert f"path={PACKAGE_SCRIPT}" in shown["ExecStop"]
+        assert "-h http://127.0.0.1:${JVB_REST_PORT}" in shown["ExecStop"]
+
+
+def test_environment_as_systemd_passes_it(host):
+    """The instance's environment file, parsed by systemd itself (a transient unit that prints it)."""
+    for slot in slots(host):
+        env_file = f"{CONFIG_ROOT}/{slot['name']}/config"
+        output = host.check_output(
+            f"systemd-run --quiet --wait --pipe --property=EnvironmentFile={env_file} /usr/bin/env"
+        )
+        env = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+        assert env["VIDEOBRIDGE_MAX_MEMORY"] == "1024m"
+        assert env["JVB_REST_PORT"] == str(slot["rest_port"])
+        props = env["JAVA_SYS_PROPS"].split()
+        assert f"-Dconfig.file={CONFIG_ROOT}/{slot['name']}/jvb.conf" in props
+        assert "-Dnet.java.sip.communicator.SC_HOME_DIR_LOCATION=/etc/jitsi" in props
+        assert f"-Dnet.java.sip.communicator.SC_HOME_DIR_NAME=videobridge/{slot['name']}" in props
+
+
+def test_bridges_are_not_started_without_the_package(host):
+    assert not host.package("jitsi-videobridge2").is_installed
+    for slot in slots(host):
+        unit = f"jitsi-videobridge@{slot['name']}.service"
+        assert host.run(f"systemctl is-enabled {unit}").stdout.strip() == "disabled"
+        assert host.run(f"systemctl is-active {unit}").stdout.strip() == "inactive"
+    # The package's single-bridge unit is masked, so a later install cannot start it on instance 1's ports.
+    assert host.file("/etc/systemd/system/jitsi-videobridge2.service").linked_to == "/dev/null"
+
+
+def test_logs_are_rotated(host):
+    result = host.run("logrotate --debug /etc/logrotate.d/meetops-jitsi-videobridge")
+    assert result.rc == 0, result.stderr
+    assert "error" not in result.stderr.lower(), result.stderr
+    assert "/var/log/jitsi/videobridge/*.log" in result.stderr
+
+
+# --- The checker and changes of the topology ------------------------------------------------------------
+
+
+def test_checker_refuses_what_the_bridge_would_drop_silently(host):
+    path = f"{CONFIG_ROOT}/{slots(host)[0]['name']}/jvb.conf"
+    assert host.run(f"/usr/local/sbin/meetops-jvb-check-config {path}").rc == 0
+    bad = host.run(
+        "printf '%s' 'videobridge.apis.xmpp-client.configs.s { hostname = h, username = jvb, "
+        'password = "secret-value", muc_jids = ["a@b"] }\' > /tmp/bad.conf && '
+        "/usr/local/sbin/meetops-jvb-check-config /tmp/bad.conf"
+    )
+    assert bad.rc == 1
+    assert 'configs."s".muc_nickname is missing' in bad.stderr
+    assert 'configs."s".muc_jids must be a comma-separated string, not a LIST' in bad.stderr
+    assert "secret-value" not in bad.stderr
+
+
+def test_a_refused_candidate_leaves_the_configuration_alone():
+    """One host is enough: the checker itself runs on both releases in the test above."""
+    hostname = testinfra_hosts[0]
+    host = testinfra.get_host(f"podman://{hostname}")
+    path = f"{CONFIG_ROOT}/jvb1/jvb.conf"
+    before = host.file(path).content_string
+    result = run_converge(
+        "--limit",
+        hostname,
+        "--tags",
+        "jvb_configure",
+        jvb_custom_config='videobridge.apis.xmpp-client.configs.shard1.muc_jids = ["a@b"]',
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "muc_jids must be a comma-separated string, not a LIST" in output, output[-3000:]
+    assert host.file(path).content_string == before
+    assert all(password(shard) not in output for shard in SHARDS.values())
+
+
+def test_fewer_instances_remove_the_last_ones_and_more_bring_them_back():
+    hosts = {hostname: testinfra.get_host(f"podman://{hostname}") for hostname in testinfra_hosts}
+    before = {
+        hostname: h.file(f"{CONFIG_ROOT}/jvb1/jvb.conf").content_string for hostname, h in hosts.items()
+    }
+    fewer = run_converge(jvb_instances=2)
+    assert fewer.returncode == 0, fewer.stdout[-3000:]
+    assert "NOT STARTED" in fewer.stdout
+    assert all(password(shard) not in fewer.stdout + fewer.stderr for shard in SHARDS.values())
+    for hostname, h in hosts.items():
+        assert not h.file(f"{CONFIG_ROOT}/jvb3").exists
+        assert h.file(f"{CONFIG_ROOT}/jvb2/jvb.conf").exists
+        # Instances that stay are untouched (their slots do not depend on the number of instances).
+        assert h.file(f"{CONFIG_ROOT}/jvb1/jvb.conf").content_string == before[hostname]
+        assert h.run("systemctl is-enabled jitsi-videobridge@jvb3.service").stdout.strip() == "disabled"
+        # The plan for two instances is what the hosts hold now.
+        assert [s["name"] for s in JVB_SLOTS_FOR_HOST(plan(2), hostname)] == ["jvb1", "jvb2"]
+    again = run_converge("--tags", "jvb_configure,jvb_run")
+    assert again.returncode == 0, again.stdout[-3000:]
+    for h in hosts.values():
+        assert h.file(f"{CONFIG_ROOT}/jvb3/jvb.conf").exists
+
+
+@pytest.mark.parametrize("file", ["jvb.conf", "config"])
+def test_files_carry_the_ansible_managed_header(host, file):
+    assert "Ansible managed" in host.file(f"{CONFIG_ROOT}/jvb1/{file}").content_string
