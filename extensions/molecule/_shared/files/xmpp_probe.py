@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import json
 import os
+import socket
 import ssl
 import sys
 import time
@@ -72,16 +73,18 @@ class Client(slixmpp.ClientXMPP):
             self.session.set_exception(RuntimeError(self.tls_problem))
 
 
-async def login(jid: str, port: int) -> Client:
+async def login(jid: str, port: int, host: str = "127.0.0.1") -> Client:
     client = Client(jid, os.environ["XMPP_PASSWORD"])
+    # Resolve the configured host name here: slixmpp 1.8 given a name looks up the JID's domain instead.
+    host = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
     # STARTTLS on the c2s port, as Jicofo and the bridges use it; slixmpp 1.9+ would first try direct TLS.
     if hasattr(client, "enable_direct_tls"):
         client.enable_direct_tls = False
     # slixmpp 1.8 (Debian 12) takes an address tuple, 1.9 and later (Debian 13) host and port.
     if "host" in inspect.signature(client.connect).parameters:
-        client.connect(host="127.0.0.1", port=port)
+        client.connect(host=host, port=port)
     else:
-        client.connect(("127.0.0.1", port))
+        client.connect((host, port))
     await asyncio.wait_for(client.session, TIMEOUT)
     return client
 
@@ -166,7 +169,7 @@ async def cmd_join(args) -> dict:
 
 
 async def cmd_muc(args) -> dict:
-    client = await login(args.jid, args.port)
+    client = await login(args.jid, args.port, args.host)
     nick = args.nick or client.boundjid.resource
     client.send_raw(muc_presence(f"{args.room}/{nick}"))
     await wait_for(lambda: any(p.get("from") == f"{args.room}/{nick}" for p in client.presences))
@@ -211,6 +214,7 @@ def main() -> int:
     sub.choices["join"].add_argument("--nick", default="participant-" + uuid.uuid4().hex[:6])
     sub.choices["muc"].add_argument("room")
     sub.choices["muc"].add_argument("--nick")
+    sub.choices["muc"].add_argument("--host", default="127.0.0.1")
     sub.choices["muc"].add_argument("--hold", type=float, default=1.0)
     sub.choices["flood"].add_argument("--bytes", type=int, default=2_000_000)
     args = parser.parse_args()
