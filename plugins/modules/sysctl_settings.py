@@ -91,11 +91,12 @@ path:
 
 import errno
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meetops.jitsi.plugins.module_utils._files import read_text, write_text
 
 PROC_SYS = "/proc/sys"
 NOT_PRESENT = "not present in this kernel or network namespace (only the host's initial namespace has it)"
@@ -197,14 +198,6 @@ def apply_updates(updates: Mapping[str, str], root: str = PROC_SYS) -> list[str]
     return refused
 
 
-def read_file(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def validate_settings(settings: Mapping[str, object]) -> list[str]:
     """Return one message per key or value that cannot be a sysctl setting."""
     problems = []
@@ -239,7 +232,7 @@ def main() -> None:
         todo.applied, todo.updates = {}, {}
 
     content = render(settings, todo.unsupported, module.params["header"])
-    old_content = read_file(path)
+    old_content = read_text(path)
     file_changed = old_content != content
     changed = file_changed or bool(todo.updates)
 
@@ -263,10 +256,7 @@ def main() -> None:
             directory = os.path.dirname(path)
             if not os.path.isdir(directory):
                 module.fail_json(msg=f"Directory {directory} for path={path} does not exist; create it first")
-            fd, tmp = tempfile.mkstemp(dir=module.tmpdir)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(content)
-            module.atomic_move(tmp, path)
+            write_text(module, path, content)
         refused = apply_updates(todo.updates)
         if refused:
             module.fail_json(

@@ -79,9 +79,10 @@ paths:
 
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meetops.jitsi.plugins.module_utils._files import read_text, write_text
 
 # Unit names: letters, digits and ":_.-\\" (systemd escapes other bytes as \\xNN), an optional
 # "@instance" part (empty for a template), and a unit type suffix.
@@ -107,14 +108,6 @@ def dropin_path(root: str, unit: str, name: str) -> str:
     return os.path.join(root, f"{unit}.d", name)
 
 
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 Change = tuple[str | None, str | None]
 
 
@@ -122,19 +115,10 @@ def plan(units: list[str], name: str, content: str | None, root: str) -> dict[st
     """Map each unit that needs a change to (current content, wanted content); None means no file."""
     changes = {}
     for unit in dict.fromkeys(units):
-        current = read(dropin_path(root, unit, name))
+        current = read_text(dropin_path(root, unit, name))
         if current != content:
             changes[unit] = (current, content)
     return changes
-
-
-def write(path: str, content: str, tmpdir: str, module: AnsibleModule) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmpdir)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.chmod(tmp, 0o644)
-    module.atomic_move(tmp, path)
 
 
 def main() -> None:
@@ -165,7 +149,7 @@ def main() -> None:
             if wanted is None:
                 os.remove(path)
             else:
-                write(path, wanted, module.tmpdir, module)
+                write_text(module, path, wanted)
 
     module.exit_json(
         changed=bool(changes),
