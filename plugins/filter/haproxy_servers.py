@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,14 +20,13 @@ description:
   - Turns a list of inventory host names (a group, usually) into the list of dicts that
     P(meetops.jitsi.haproxy#role) takes as C(haproxy_shards) or C(haproxy_peers), so that the role never
     reads group names and the playbook's inventory decides what a shard is.
-  - Each entry has C(name), C(address) and C(id). The name is the host's O(name_var) variable, or the
-    inventory host name. The address is the host's O(address_var) variable, or else the IPv4 address of
-    its default route as gathered by facts (C(ansible_default_ipv4.address)); facts must have been
-    gathered for those hosts earlier in the run.
-  - The id is HAProxy's numeric server id. Peers exchange stick-table entries by server id unless
-    C(srvkey addr) is used, so every HAProxy must give the same shard the same id, whatever the order of
-    the group. It is the host's O(id_var) variable, or else derived from the name (CRC-32), so it never
-    changes when shards are added or removed. Two shards with the same id are an error.
+  - Each entry has C(name) and C(address), and C(id) when the host sets O(id_var). The name is the
+    host's O(name_var) variable, or the inventory host name. The address is the host's O(address_var)
+    variable, or else the IPv4 address of its default route as gathered by facts
+    (C(ansible_default_ipv4.address)); facts must have been gathered for those hosts earlier in the run.
+  - The id is HAProxy's numeric server id, taken from the host's O(id_var) variable when it has one.
+    Without it, P(meetops.jitsi.haproxy#role) derives the id from the name, so it is the same on every
+    HAProxy and never changes when shards are added or removed. Two hosts with the same id are an error.
   - Names, addresses and ids must be unique; errors name the host and the variable to set.
 positional: hostvars
 options:
@@ -62,23 +60,19 @@ EXAMPLES = r"""
   vars:
     haproxy_shards: "{{ groups['signal'] | meetops.jitsi.haproxy_servers(hostvars) }}"
     haproxy_peers: "{{ groups['haproxy'] | meetops.jitsi.haproxy_servers(hostvars) }}"
-# haproxy_shards: [{"name": "shard1", "address": "10.0.0.11", "id": 2021557210}, ...]
+# haproxy_shards: [{"name": "shard1", "address": "10.0.0.11"},
+#                  {"name": "shard2", "address": "10.0.0.12", "id": 12}]
 """
 
 RETURN = r"""
 _value:
-  description: One dict per host, in input order, with C(name) (str), C(address) (str) and C(id) (int).
+  description: One dict per host, in input order, with C(name), C(address) and (when set) C(id).
   type: list
   elements: dict
 """
 
 MAX_SERVER_ID = 2**31 - 1
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-def derived_id(name: str) -> int:
-    """A server id that depends on the name only: CRC-32 folded into HAProxy's 1..2**31-1."""
-    return zlib.crc32(name.encode()) % (MAX_SERVER_ID - 1) + 1
 
 
 def _host_address(host: str, variables: Mapping[str, Any], address_var: str) -> str:
@@ -100,10 +94,10 @@ def _host_address(host: str, variables: Mapping[str, Any], address_var: str) -> 
         ) from error
 
 
-def _host_id(host: str, name: str, variables: Mapping[str, Any], id_var: str) -> int:
+def _host_id(host: str, variables: Mapping[str, Any], id_var: str) -> int | None:
     value = variables.get(id_var)
     if value in (None, ""):
-        return derived_id(name)
+        return None
     problem = (
         f"haproxy_servers: host {host!r} has {id_var}={value!r}; "
         f"it must be an integer from 1 to {MAX_SERVER_ID}"
@@ -142,12 +136,13 @@ def haproxy_servers(
                 f"haproxy_servers: host {host!r} has the name {name!r}; set {name_var} to letters, digits, "
                 "'.', '_' or '-' (at most 63 characters, starting with a letter or digit)"
             )
-        server = {
-            "name": name,
-            "address": _host_address(host, variables, address_var),
-            "id": _host_id(host, name, variables, id_var),
-        }
+        server = {"name": name, "address": _host_address(host, variables, address_var)}
+        server_id = _host_id(host, variables, id_var)
+        if server_id is not None:
+            server["id"] = server_id
         for key, fix in (("name", name_var), ("address", address_var), ("id", id_var)):
+            if key not in server:
+                continue
             other = seen[key].get(server[key])
             if other is not None:
                 raise AnsibleFilterError(

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from hypothesis import given
-from hypothesis import strategies as st
 
-from ansible_collections.meetops.jitsi.plugins.filter.haproxy_servers import derived_id, haproxy_servers
+from ansible_collections.meetops.jitsi.plugins.filter.haproxy_servers import haproxy_servers
 
 
 def facts(address: str, **extra: object) -> dict[str, object]:
@@ -25,16 +23,10 @@ HOSTVARS = {
 
 def test_names_addresses_and_ids_come_from_host_variables_or_facts() -> None:
     assert haproxy_servers(["shard1", "shard2", "lb1"], HOSTVARS) == [
-        {"name": "shard1", "address": "10.0.0.11", "id": derived_id("shard1")},
+        {"name": "shard1", "address": "10.0.0.11"},
         {"name": "eu-shard2", "address": "10.0.0.12", "id": 12},
-        {"name": "lb1", "address": "192.0.2.2", "id": derived_id("lb1")},
+        {"name": "lb1", "address": "192.0.2.2"},
     ]
-
-
-def test_ids_do_not_depend_on_the_order_or_the_other_hosts() -> None:
-    alone = haproxy_servers(["shard1"], HOSTVARS)[0]["id"]
-    reordered = {s["name"]: s["id"] for s in haproxy_servers(["lb1", "shard2", "shard1"], HOSTVARS)}
-    assert reordered["shard1"] == alone
 
 
 def test_variable_names_can_be_chosen() -> None:
@@ -77,8 +69,3 @@ def test_unknown_hosts_and_non_lists_are_refused() -> None:
         haproxy_servers(["nope"], HOSTVARS)
     with pytest.raises(AnsibleFilterError, match="expected a list of host names"):
         haproxy_servers("shard1", HOSTVARS)  # type: ignore[arg-type]
-
-
-@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=63))
-def test_derived_ids_are_valid_server_ids(name: str) -> None:
-    assert 1 <= derived_id(name) <= 2**31 - 1
