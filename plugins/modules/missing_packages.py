@@ -18,6 +18,8 @@ description:
     installed, in the form they were asked for, ready to hand to M(ansible.builtin.apt).
   - A package asked for as C(name=version) counts as installed only at that version; the version may end
     in C(*) to match a prefix, as apt allows.
+  - A package named in O(minimum) counts as missing while its installed version is older than that one
+    (compared as dpkg does), so an upgrade can be asked for by name.
   - Changes nothing; runs the same in check mode.
 options:
   names:
@@ -25,6 +27,10 @@ options:
     type: list
     elements: str
     required: true
+  minimum:
+    description: Lowest acceptable installed version of some of the packages, by name.
+    type: dict
+    default: {}
 author: meetops.jitsi maintainers
 attributes:
   check_mode:
@@ -85,9 +91,24 @@ def missing(names: list[str], installed: dict[str, str]) -> list[str]:
     return result
 
 
+def older_than_minimum(module: AnsibleModule, installed: dict[str, str], minimum: dict[str, str]) -> set[str]:
+    """Names of installed packages whose version is below their minimum."""
+    older = set()
+    for name, lowest in minimum.items():
+        have = installed.get(name)
+        if have is not None and lowest:
+            rc, _, _ = module.run_command(["dpkg", "--compare-versions", have, "lt", str(lowest)])
+            if rc == 0:
+                older.add(name)
+    return older
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"names": {"type": "list", "elements": "str", "required": True}},
+        argument_spec={
+            "names": {"type": "list", "elements": "str", "required": True},
+            "minimum": {"type": "dict", "default": {}},
+        },
         supports_check_mode=True,
     )
     names = module.params["names"]
@@ -98,7 +119,11 @@ def main() -> None:
     rc, out, err = module.run_command(["dpkg-query", "-W", "-f", QUERY_FORMAT, *query])
     if rc not in (0, 1):
         module.fail_json(msg=f"dpkg-query failed: {err.strip()}", rc=rc)
-    module.exit_json(changed=False, missing=missing(names, parse_installed(out)))
+    installed = parse_installed(out)
+    older = older_than_minimum(module, installed, module.params["minimum"])
+    result = missing(names, installed)
+    result += [entry for entry in names if entry.partition("=")[0] in older and entry not in result]
+    module.exit_json(changed=False, missing=result)
 
 
 if __name__ == "__main__":
