@@ -83,6 +83,28 @@ options:
     type: str
     choices: [always, on_create]
     default: always
+  roster:
+    description:
+      - Contacts the account's roster must hold, each with its subscription state; other contacts are left
+        alone. Not managed when omitted.
+      - Jicofo's C(focus) account needs C(focus.<domain>), Jitsi's client proxy component, with subscription
+        C(from), so the component receives focus's presence; this is what C(prosodyctl mod_roster_command
+        subscribe) makes in Jitsi's packaging.
+      - Written to Prosody's roster file (C(<data_path>/<host>/roster/<user>.dat), owner C(prosody), mode
+        C(0640)). A running Prosody keeps the roster of an online account in memory, so restart Prosody (or
+        let the account log in again) after a change.
+    type: list
+    elements: dict
+    suboptions:
+      jid:
+        description: The contact's bare JID (or a component's domain).
+        type: str
+        required: true
+      subscription:
+        description: The subscription state, as in RFC 6121.
+        type: str
+        choices: [from, to, both]
+        default: from
   config:
     description:
       - The Prosody config file of the instance, for example C(/etc/prosody-jvb/prosody.cfg.lua) for a
@@ -157,18 +179,25 @@ removed:
   returned: always
   type: bool
   sample: false
+roster_changed:
+  description: Whether the roster was (or in check mode would be) written.
+  returned: always
+  type: bool
+  sample: true
 """
 
 import hashlib
 import hmac
 import json
 import os
+import pwd
 import re
-import stringprep
-import unicodedata
+import tempfile
 from dataclasses import dataclass
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meetops.jitsi.plugins.module_utils._saslprep import saslprep
 
 DEFAULT_CONFIG = "/etc/prosody/prosody.cfg.lua"
 PROBE_MARKER = "PROSODY_ACCOUNT_PROBE "
@@ -220,10 +249,11 @@ elseif type(section) == "table" and rawget(section, "defined") then
 	result.defined = true
 	result.enabled = cm.get(h, "enabled") ~= false
 	result.authentication = cm.get(h, "authentication") or "internal_hashed"
-	local storage, driver = cm.get(h, "storage"), nil
-	if type(storage) == "string" then driver = storage
-	elseif type(storage) == "table" then driver = storage.accounts end
+	local storage, driver, roster = cm.get(h, "storage"), nil, nil
+	if type(storage) == "string" then driver, roster = storage, storage
+	elseif type(storage) == "table" then driver, roster = storage.accounts, storage.roster end
 	result.storage = driver or cm.get(h, "default_storage") or "internal"
+	result.roster_storage = roster or cm.get(h, "default_storage") or "internal"
 end
 emit(result)
 """
@@ -403,9 +433,12 @@ class LuaDataParser:
             if self.peek("["):
                 self.pos += 1
                 key = self.value()
-                if isinstance(key, bool) or not isinstance(key, (str, int, float)):
-                    # Python would merge [true] with [1]; Prosody's data never uses such keys.
+                if not isinstance(key, (str, int, float)):
                     raise self.fail(f"unsupported table key {key!r}")
+                if key in result:
+                    # Also [false] beside [0] (or [true] beside [1]): one key in Python. Rosters use [false]
+                    # for their metadata and no numeric keys.
+                    raise self.fail(f"duplicate table key {key!r}")
                 self.expect("]")
                 self.expect("=")
                 result[key] = self.value()
@@ -443,48 +476,68 @@ def encode_path_component(value: str) -> str:
     )
 
 
-def account_path(data_path: str, host: str, user: str) -> str:
-    return os.path.join(
-        data_path, encode_path_component(host), "accounts", encode_path_component(user) + ".dat"
-    )
+def account_path(data_path: str, host: str, user: str, store: str = "accounts") -> str:
+    return os.path.join(data_path, encode_path_component(host), store, encode_path_component(user) + ".dat")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The roster: the same serialization, written back.
+# ---------------------------------------------------------------------------------------------------
+
+
+def lua_quote(value: str) -> str:
+    """A Lua string literal for `value` (what util.serialization writes for strings)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def lua_serialize(value: object, depth: int = 0) -> str:
+    """Lua data in the form Prosody's file storage writes and reads: tables, strings, numbers, booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return lua_quote(value)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        pad = "\t" * (depth + 1)
+        items = sorted(value.items(), key=lambda item: (item[0] is not False, str(item[0])))
+        lines = [f"{pad}[{lua_serialize(key)}] = {lua_serialize(item, depth + 1)};" for key, item in items]
+        return "{\n" + "\n".join(lines) + "\n" + "\t" * depth + "}"
+    raise LuaDataError(f"cannot write a {type(value).__name__} into a roster")
+
+
+def wanted_roster(
+    current: dict[object, object] | None, contacts: list[dict[str, str]]
+) -> dict[object, object]:
+    """The roster with each contact at its subscription, everything else as it was."""
+    roster: dict[object, object] = dict(current or {})
+    meta = roster.get(False)
+    roster[False] = dict(meta) if isinstance(meta, dict) else {"version": 1, "pending": {}}
+    for contact in contacts:
+        item = roster.get(contact["jid"])
+        item = dict(item) if isinstance(item, dict) else {"groups": {}}
+        item["subscription"] = contact["subscription"]
+        item.setdefault("groups", {})
+        roster[contact["jid"]] = item
+    return roster
+
+
+def roster_differs(current: dict[object, object] | None, contacts: list[dict[str, str]]) -> bool:
+    if current is None:
+        return bool(contacts)
+    for contact in contacts:
+        item = current.get(contact["jid"])
+        if not isinstance(item, dict) or item.get("subscription") != contact["subscription"]:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------------
 # SASLprep (RFC 4013) and SCRAM (RFC 5802, RFC 7677).
 # ---------------------------------------------------------------------------------------------------
-
-PROHIBITED = (
-    stringprep.in_table_c12,
-    stringprep.in_table_c21,
-    stringprep.in_table_c22,
-    stringprep.in_table_c3,
-    stringprep.in_table_c4,
-    stringprep.in_table_c5,
-    stringprep.in_table_c6,
-    stringprep.in_table_c7,
-    stringprep.in_table_c8,
-    stringprep.in_table_c9,
-)
-
-
-def saslprep(value: str) -> str:
-    """Prepare a password as Prosody does before hashing it (RFC 4013, unassigned code points allowed).
-
-    Raises ValueError naming the rule a password breaks; Prosody refuses such passwords too.
-    """
-    mapped = "".join(
-        " " if stringprep.in_table_c12(char) else char for char in value if not stringprep.in_table_b1(char)
-    )
-    text = unicodedata.ucd_3_2_0.normalize("NFKC", mapped)
-    for char in text:
-        if any(table(char) for table in PROHIBITED):
-            raise ValueError(f"it contains the prohibited character U+{ord(char):04X}")
-    if any(stringprep.in_table_d1(char) for char in text):
-        if any(stringprep.in_table_d2(char) for char in text):
-            raise ValueError("it mixes right-to-left and left-to-right characters")
-        if not (stringprep.in_table_d1(text[0]) and stringprep.in_table_d1(text[-1])):
-            raise ValueError("right-to-left text must start and end with a right-to-left character")
-    return text
 
 
 @dataclass(frozen=True)
@@ -590,6 +643,7 @@ class Target:
     host: str
     data_path: str
     path: str
+    roster_storage: str = "internal"
 
     @property
     def jid(self) -> str:
@@ -655,7 +709,11 @@ def check_probe(info: dict[str, object], config: str, name: str, host: str) -> T
         )
     user = str(info["user"])
     return Target(
-        user=user, host=prepped_host, data_path=data_path, path=account_path(data_path, prepped_host, user)
+        user=user,
+        host=prepped_host,
+        data_path=data_path,
+        path=account_path(data_path, prepped_host, user),
+        roster_storage=str(info.get("roster_storage") or "internal"),
     )
 
 
@@ -712,8 +770,10 @@ def probe(module: AnsibleModule, prosodyctl: str, config: str, name: str, host: 
         raise  # fail_json exits; this only tells type checkers so
 
 
-def read_account(module: AnsibleModule, path: str) -> dict[object, object] | None:
-    """The account record, or None when the account does not exist."""
+def read_account(
+    module: AnsibleModule, path: str, what: str = "an account file"
+) -> dict[object, object] | None:
+    """The account record (or roster), or None when the file does not exist."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -724,7 +784,7 @@ def read_account(module: AnsibleModule, path: str) -> dict[object, object] | Non
     try:
         record = parse_lua_data(data)
     except LuaDataError as exc:
-        module.fail_json(msg=f"{path} is not an account file Prosody wrote: {exc}; check or remove it")
+        module.fail_json(msg=f"{path} is not {what} Prosody wrote: {exc}; check or remove it")
     if not isinstance(record, dict):
         module.fail_json(msg=f"{path} does not hold a table; check or remove it")
     return record
@@ -746,6 +806,55 @@ def run_prosodyctl(module: AnsibleModule, argv: list[str], password: str | None)
         module.fail_json(msg=f"{' '.join(argv)} failed (rc={rc}): {scrub(out + chr(10) + err, password)}")
 
 
+def write_roster(module: AnsibleModule, path: str, roster: dict[object, object]) -> None:
+    """Write the roster file as Prosody's file storage does: owner prosody, mode 0640."""
+    try:
+        owner = pwd.getpwnam("prosody")
+    except KeyError:
+        module.fail_json(msg="there is no user prosody on this host; install prosody first")
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o750)
+        os.chown(directory, owner.pw_uid, owner.pw_gid)
+    fd, tmp = tempfile.mkstemp(dir=module.tmpdir)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("return " + lua_serialize(roster) + ";\n")
+    module.atomic_move(tmp, path)
+    # atomic_move gives a new file root's ownership; Prosody's own files are prosody's, mode 0640.
+    os.chown(path, owner.pw_uid, owner.pw_gid)
+    os.chmod(path, 0o640)
+
+
+def roster_summary(roster: dict[object, object] | None) -> str:
+    """One line per contact, for the diff."""
+    items = sorted((roster or {}).items(), key=lambda pair: str(pair[0]))
+    return "".join(
+        f"{jid}: {item.get('subscription')}\n"
+        for jid, item in items
+        if jid is not False and isinstance(item, dict)
+    )
+
+
+def ensure_roster(
+    module: AnsibleModule, target: Target, contacts: list[dict[str, str]], diff: dict[str, str]
+) -> bool:
+    """Put the contacts into the account's roster, adding it to the diff; whether it changed."""
+    if target.roster_storage != "internal":
+        module.fail_json(
+            msg=f"VirtualHost {target.host} keeps rosters in storage {target.roster_storage!r}; roster= "
+            'needs Prosody\'s file storage (storage = "internal")'
+        )
+    path = account_path(target.data_path, target.host, target.user, "roster")
+    current = read_account(module, path, "a roster file")
+    changed = roster_differs(current, contacts)
+    wanted = wanted_roster(current, contacts) if changed else current
+    if changed and not module.check_mode:
+        write_roster(module, path, wanted)
+    diff["before"] += "roster:\n" + roster_summary(current)
+    diff["after"] += "roster:\n" + roster_summary(wanted)
+    return changed
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -761,6 +870,14 @@ def main() -> None:
             },
             "config": {"type": "path", "default": DEFAULT_CONFIG},
             "prosodyctl": {"type": "path"},
+            "roster": {
+                "type": "list",
+                "elements": "dict",
+                "options": {
+                    "jid": {"type": "str", "required": True},
+                    "subscription": {"type": "str", "choices": ["from", "to", "both"], "default": "from"},
+                },
+            },
         },
         required_if=[("state", "present", ["password"])],
         supports_check_mode=True,
@@ -808,14 +925,19 @@ def main() -> None:
                     f"check that data_path in config={config} is the one this Prosody uses"
                 )
 
+    diff = make_diff(target.jid, action, exists)
+    managed = params["roster"] is not None and state == "present"
+    roster_changed = managed and ensure_roster(module, target, params["roster"], diff)
+
     module.exit_json(
-        changed=action != NOTHING,
+        changed=action != NOTHING or roster_changed,
         jid=target.jid,
         account_file=target.path,
         created=action == CREATE,
         password_changed=action == UPDATE,
         removed=action == REMOVE,
-        diff=make_diff(target.jid, action, exists),
+        roster_changed=roster_changed,
+        diff=diff,
     )
 
 

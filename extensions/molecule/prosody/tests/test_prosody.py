@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+from meetops_test_helpers import run_module
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -231,3 +232,157 @@ def test_instances_restart_independently(host, restarted, untouched):
     host.check_output(f"timeout 20 sh -c 'until systemctl is-active -q {restarted}; do sleep 0.2; done'")
     assert main_pid(host, untouched) == before
     assert host.service(restarted).is_running
+
+
+# --- Jitsi's module set, loaded by the running Prosody from a plugin directory -----------------------
+
+DOCS = Path(__file__).resolve().parents[4] / "docs" / "jitsi-keys" / "prosody.md"
+PLUGINS = "/srv/meetops-fixture-plugins"
+# Where docs/jitsi-keys/prosody.md's "loaded on" column puts a module, as hosts of this scenario.
+PLACES = {
+    "main": DOMAIN,
+    "auth": AUTH,
+    "conference": CONFERENCE,
+    "internal": f"internal.{AUTH}",
+    "lobby": f"lobby.{DOMAIN}",
+    "breakout": f"breakout.{DOMAIN}",
+}
+
+
+def documented_modules() -> dict[str, set[str]]:
+    """Host -> Jitsi modules, from the jitsi-modules block (every feature on, no occupant limit)."""
+    block = DOCS.read_text().split("```jitsi-modules\n", 1)[1].split("```", 1)[0]
+    expected: dict[str, set[str]] = {}
+    for line in block.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        module, place, when, _ = (cell.strip() for cell in line.split("|"))
+        if when == "prosody_max_occupants":
+            continue
+        host = (
+            place.split()[1].replace("<domain>", DOMAIN) if place.startswith("component") else PLACES[place]
+        )
+        expected.setdefault(host, set()).add(module)
+    return expected
+
+
+def loaded_modules(host, hosts, config="/etc/prosody/prosody.cfg.lua", paths=()) -> dict:
+    """The module meetops.jitsi.prosody_modules, run by Ansible against the host."""
+    args = {"config": config, "hosts": list(hosts), "paths": list(paths)}
+    return run_module(name(host), "meetops.jitsi.prosody_modules", args)
+
+
+def shell_list(host, vhost: str, config: str = "/etc/prosody/prosody.cfg.lua") -> set[str]:
+    output = host.check_output(
+        f"prosodyctl --config {config} shell {shlex.quote(f'module:list({vhost!r})')} 2>/dev/null"
+    )
+    lines = output.splitlines()
+    start = lines.index(f"{vhost}:")
+    return {line.strip() for line in lines[start + 1 :] if line.startswith("    ")}
+
+
+def test_running_prosody_loaded_every_documented_module_on_its_host(host):
+    fixture = {Path(p).stem.removeprefix("mod_") for p in host.check_output(f"ls {PLUGINS}").split()}
+    for vhost, modules in documented_modules().items():
+        loaded = shell_list(host, vhost)
+        assert modules <= loaded, f"{vhost}: {sorted(modules - loaded)} not loaded"
+        # No other module of the plugin directory is loaded there.
+        assert (loaded & fixture) == modules, f"{vhost}: {sorted(loaded & fixture)}"
+
+
+def test_modules_come_from_the_plugin_directory_and_prosodys_own_are_not_shadowed(host):
+    text = host.file("/etc/prosody/prosody.cfg.lua").content_string
+    assert f'plugin_paths = {{ "{PLUGINS}" }}' in text
+    for name, vhost, where in (
+        ("client_proxy", f"focus.{DOMAIN}", f"{PLUGINS}/mod_client_proxy.lua"),
+        ("smacks", DOMAIN, "/usr/lib/prosody/modules/mod_smacks.lua"),
+        ("muc", CONFERENCE, "/usr/lib/prosody/modules/muc/mod_muc.lua"),
+    ):
+        output = host.check_output(
+            f"prosodyctl shell {shlex.quote(f'module:info({name!r}, {vhost!r})')} 2>/dev/null"
+        )
+        assert f"path: {where}" in output, output
+
+
+def test_focus_roster_holds_the_client_proxy(host):
+    roster = host.file(f"/var/lib/prosody/{AUTH.replace('.', '%2e')}/roster/focus.dat")
+    assert roster.user == "prosody"
+    assert roster.mode == 0o640
+    assert f'["focus.{DOMAIN}"] = {{' in roster.content_string
+    assert '["subscription"] = "from";' in roster.content_string
+
+
+def test_mapper_options_name_the_conference_muc(host):
+    text = host.file("/etc/prosody/prosody.cfg.lua").content_string
+    assert f'muc_mapper_domain_base = "{DOMAIN}"' in text
+    assert 'muc_mapper_domain_prefix = "conference"' in text
+    assert f'Component "focus.{DOMAIN}" "client_proxy"\n\ttarget_address = "focus@{AUTH}"' in text
+
+
+def test_a_missing_module_fails_the_run_naming_it_before_anything_changes(host):
+    before = host.file("/etc/prosody/prosody.cfg.lua").content_string
+    pid = main_pid(host)
+    host.check_output(f"mv {PLUGINS}/mod_muc_meeting_id.lua /root/mod_muc_meeting_id.lua")
+    try:
+        result = run_converge(host)
+    finally:
+        host.check_output(f"mv /root/mod_muc_meeting_id.lua {PLUGINS}/mod_muc_meeting_id.lua")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"mod_muc_meeting_id are not in {PLUGINS}" in output, output[-3000:]
+    assert host.file("/etc/prosody/prosody.cfg.lua").content_string == before
+    assert main_pid(host) == pid
+
+
+def test_a_plugin_directory_that_shadows_prosodys_modules_is_refused(host):
+    before = host.file("/etc/prosody/prosody.cfg.lua").content_string
+    host.check_output(f"cp {PLUGINS}/mod_meetops_fixture_recorder.lua {PLUGINS}/mod_smacks.lua")
+    try:
+        result = run_converge(host)
+    finally:
+        host.check_output(f"rm -f {PLUGINS}/mod_smacks.lua")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{PLUGINS} holds mod_smacks, which Prosody ships itself" in output, output[-3000:]
+    assert host.file("/etc/prosody/prosody.cfg.lua").content_string == before
+
+
+def test_the_plugins_lua_libraries_load_in_prosodys_lua(host):
+    host.check_output(
+        'lua5.4 -e \'require "cjson.safe"; require "inspect"; require "basexx"; require "_openssl"\''
+    )
+
+
+def test_prosody_modules_reports_what_the_running_server_loaded(host):
+    result = loaded_modules(host, [f"focus.{DOMAIN}"], paths=[f"smacks@{DOMAIN}"])
+    assert "client_proxy" in result["modules"][f"focus.{DOMAIN}"], result
+    assert result["paths"][f"smacks@{DOMAIN}"] == "/usr/lib/prosody/modules/mod_smacks.lua"
+
+
+def idle_probe(host, burst: int) -> dict:
+    output = host.check_output(f"timeout 60 idle-after-pause-probe {DOMAIN} --burst {burst} --wait 20")
+    return json.loads(output.splitlines()[-1])
+
+
+def test_an_idle_connection_is_timed_out_even_after_a_rate_limit_pause(host):
+    """Prosody's epoll backend up to 13.0.2, and 0.12 up to 0.12.5, stops timing out a connection once
+    mod_limits has paused it (fixed in 13.0.3, Prosody changeset 334fb7adb0bc). On Debian 13 the role takes a
+    fixed Prosody from trixie-backports. Debian 12 has no fixed Prosody: there the defect shows, as the
+    role's README says, and this test fails when Debian fixes it."""
+    version = host.check_output("dpkg-query -W -f '${Version}' prosody")
+    result = run_converge(host, prosody_network_settings={"read_timeout": 5}, prosody_limits_c2s_rate="2kb/s")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    try:
+        # The control: without a pause, both versions act on a silent connection after read_timeout.
+        unpaused = idle_probe(host, burst=0)
+        paused = idle_probe(host, burst=64 * 1024)
+    finally:
+        restored = run_converge(host)
+        assert restored.returncode == 0, (restored.stdout + restored.stderr)[-3000:]
+    assert unpaused["acted"], unpaused
+    if version.startswith("0.12"):
+        assert not paused["acted"], f"Prosody {version} timed the paused connection out: {paused}"
+    else:
+        assert version.startswith("13.0."), version
+        assert int(version.split(".")[2].split("-")[0]) >= 3, version
+        assert paused["acted"], f"Prosody {version} never timed the paused connection out: {paused}"

@@ -288,7 +288,7 @@ def test_parse_keeps_invalid_utf8_bytes_round_trippable():
         ("return { k = ", "unexpected end of data"),
         ('return { k = "a\nb" }', "newline in string"),
         ("return { nil = 1 }", "expected ';', ',' or '}'"),  # a keyword is no field name
-        ('return { [true] = "t" }', "unsupported table key True"),
+        ('return { [1] = "one", [true] = "t" }', "duplicate table key True"),
     ],
 )
 def test_parse_refuses_what_is_not_plain_data(text: str, error: str):
@@ -592,3 +592,56 @@ def test_module_refuses_password_prosody_cannot_take(prosody: FakeProsody, capsy
     assert result["failed"] is True
     assert "password is not usable by Prosody" in result["msg"]
     assert prosody.calls == []
+
+
+# --- The roster --------------------------------------------------------------------------------------
+
+# A roster file as Prosody 0.12 writes it for focus after `prosodyctl mod_roster_command subscribe`.
+FOCUS_ROSTER = """return {
+\t[false] = {
+\t\t["version"] = 2;
+\t\t["pending"] = {};
+\t};
+\t["someone@meet.example.com"] = {
+\t\t["groups"] = {};
+\t\t["subscription"] = "both";
+\t\t["name"] = "Some \\"one\\"";
+\t};
+};
+"""
+PROXY = [{"jid": "focus.meet.example.com", "subscription": "from"}]
+
+
+def test_serialized_rosters_read_back_the_same() -> None:
+    roster = mod.parse_lua_data(FOCUS_ROSTER)
+    text = "return " + mod.lua_serialize(roster) + ";\n"
+    assert mod.parse_lua_data(text) == roster
+    assert text.startswith("return {\n\t[false] = {")
+
+
+def test_a_missing_contact_is_added_and_the_rest_kept() -> None:
+    current = mod.parse_lua_data(FOCUS_ROSTER)
+    assert mod.roster_differs(current, PROXY)
+    wanted = mod.wanted_roster(current, PROXY)
+    assert wanted["focus.meet.example.com"] == {"groups": {}, "subscription": "from"}
+    assert wanted["someone@meet.example.com"] == current["someone@meet.example.com"]
+    assert wanted[False] == {"version": 2, "pending": {}}
+    assert not mod.roster_differs(wanted, PROXY)
+
+
+def test_a_new_roster_gets_prosodys_metadata_entry() -> None:
+    assert mod.roster_differs(None, PROXY)
+    assert not mod.roster_differs(None, [])
+    wanted = mod.wanted_roster(None, PROXY)
+    assert wanted[False] == {"version": 1, "pending": {}}
+
+
+def test_another_subscription_state_is_a_change() -> None:
+    current = mod.wanted_roster(None, [{"jid": "focus.meet.example.com", "subscription": "to"}])
+    assert mod.roster_differs(current, PROXY)
+    assert mod.roster_summary(mod.wanted_roster(current, PROXY)) == "focus.meet.example.com: from\n"
+
+
+def test_roster_files_live_beside_the_accounts() -> None:
+    path = mod.account_path("/var/lib/prosody", "auth.meet.example.com", "focus", "roster")
+    assert path == "/var/lib/prosody/auth%2emeet%2eexample%2ecom/roster/focus.dat"
