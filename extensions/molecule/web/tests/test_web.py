@@ -173,7 +173,90 @@ def test_config_js_holds_the_deployment(host):
     # web_config_overrides, merged recursively: the role's hosts keys stay.
     assert config["p2p"] == {"enabled": False}
     assert config["hosts"]["anonymousdomain"] == f"guest.{DOMAIN}"
-    assert body == host.file(CONFIG_JS).content_string
+    assert config["conferenceRequestUrl"] == f"https://{DOMAIN}/conference-request/v1"
+    # The file names the tenant through server-side includes, which are empty at the root.
+    assert body == re.sub(r"<!--# echo var='\w+' default='' -->", "", host.file(CONFIG_JS).content_string)
+
+
+def test_a_tenants_config_js_names_the_tenant(host):
+    status, headers, body = curl(host, f"https://{DOMAIN}/school/config.js")
+    assert status == 200
+    assert headers["content-type"] == "application/javascript"
+    config = json.loads(re.search(r"^var config = (\{.*\});\s*$", body, re.S | re.M).group(1))
+    # Jitsi's domain mapper maps conference.<tenant>.<domain> to the tenant's rooms.
+    assert config["hosts"]["muc"] == f"conference.school.{DOMAIN}"
+    assert config["hosts"]["domain"] == DOMAIN
+    assert config["bosh"] == f"//{DOMAIN}/school/http-bind"
+    assert config["websocket"] == f"wss://{DOMAIN}/school/xmpp-websocket"
+    assert config["conferenceRequestUrl"] == f"https://{DOMAIN}/school/conference-request/v1"
+
+
+def test_a_tenants_bosh_reaches_prosody(host):
+    status, _, body = curl(
+        host,
+        f"https://{DOMAIN}/school/http-bind?room=probe",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: text/xml; charset=utf-8",
+        "--data",
+        BOSH_OPEN,
+    )
+    assert status == 200
+    assert re.search(r"<body [^>]*sid='[0-9a-f-]+'", body), body
+
+
+def test_tenant_names_are_dns_labels(host):
+    # An underscore would make conference.my_school.<domain>, which Prosody 13.0.3+ refuses: not a tenant.
+    status, _, _ = curl(host, f"https://{DOMAIN}/my_school/http-bind")
+    assert status == 404
+
+
+CONFERENCE_LISTENER = """
+import http.server, json, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open("/tmp/conference-requests", "a") as out:
+            out.write(json.dumps({"path": self.path, "body": body.decode()}) + "\\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"ready": true}')
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", 8888), Handler).handle_request()
+http.server.HTTPServer(("127.0.0.1", 8888), Handler).handle_request()
+"""
+
+
+def test_conference_requests_go_to_jicofos_rest_port(host):
+    """A stand-in listener on Jicofo's REST port (no Jicofo here) records what nginx passes on."""
+    host.check_output("rm -f /tmp/conference-requests")
+    listener = shlex.quote(CONFERENCE_LISTENER)
+    host.check_output(f"systemd-run --unit=meetops-conference-listener --collect python3 -c {listener}")
+    try:
+        host.check_output("timeout 10 sh -c 'until ss -ltn | grep -q 127.0.0.1:8888; do sleep 0.2; done'")
+        for path in ("/conference-request/v1?room=lesson", "/school/conference-request/v1?room=lesson"):
+            status, headers, body = curl(
+                host,
+                f"https://{DOMAIN}{path}",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                '{"room": "lesson@conference.meet.example.test"}',
+            )
+            assert (status, body) == (200, '{"ready": true}'), (path, status, body)
+            assert headers["x-jitsi-shard"] == name(host)
+        requests = [
+            json.loads(line) for line in host.file("/tmp/conference-requests").content_string.splitlines()
+        ]
+        assert [request["path"] for request in requests] == ["/conference-request/v1?room=lesson"] * 2
+        assert requests[0]["body"] == '{"room": "lesson@conference.meet.example.test"}'
+    finally:
+        host.run("systemctl stop meetops-conference-listener")
 
 
 def test_bosh_is_proxied_to_prosody_with_its_arguments(host):
