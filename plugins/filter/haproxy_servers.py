@@ -78,12 +78,18 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 def _host_address(host: str, variables: Mapping[str, Any], address_var: str) -> str:
     address = variables.get(address_var)
     if address in (None, ""):
-        default_ipv4 = variables.get("ansible_default_ipv4") or {}
+        # ansible_facts first: estates that set INJECT_FACTS_AS_VARS=false have no ansible_default_ipv4.
+        facts = variables.get("ansible_facts") or {}
+        default_ipv4 = (
+            (facts.get("default_ipv4") if isinstance(facts, Mapping) else None)
+            or variables.get("ansible_default_ipv4")
+            or {}
+        )
         address = default_ipv4.get("address") if isinstance(default_ipv4, Mapping) else None
     if address in (None, ""):
         raise AnsibleFilterError(
             f"haproxy_servers: host {host!r} has no address: set {address_var} for it, or gather its facts "
-            "earlier in the run (ansible_default_ipv4.address is used)"
+            "earlier in the run (ansible_facts.default_ipv4.address is used)"
         )
     try:
         return str(ipaddress.ip_address(str(address)))

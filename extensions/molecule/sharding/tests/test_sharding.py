@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shlex
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+from meetops_test_helpers import run_playbook
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 LBS = sorted(RUNNER.get_hosts("haproxy"))
 SHARDS = sorted(RUNNER.get_hosts("signal"))
 DOMAIN = "meet.sharding.test"
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
+VERIFY = str(Path(__file__).resolve().parents[4] / "playbooks" / "verify.yml")
 # Checks run every second, two failures take a shard out and two successes bring it back.
 STATE_TIMEOUT = 30
 
@@ -126,6 +130,20 @@ def test_the_room_in_the_path_and_in_the_query_are_the_same_room(addresses: dict
         assert len({shard for _, shard in results}) == 1, f"room {room}: {results}"
 
 
+def test_a_tenants_room_and_its_conference_request_go_to_the_rooms_shard(addresses: dict[str, str]) -> None:
+    """Jitsi Meet adds ?room= to its conference request over HTTP (no Jicofo answers it here: nginx says 502,
+    and names its shard), and a tenant's room is routed as the tenant's."""
+    for room in unique_rooms(8, "request"):
+        results = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}"])
+        results += served_by(LBS[1], addresses[LBS[1]], [f"/conference-request/v1?room={room}"])
+        assert len({shard for _, shard in results}) == 1, f"room {room}: {results}"
+    for room in unique_rooms(8, "tenant"):
+        results = served_by(LBS[0], addresses[LBS[0]], [f"/school/{room}"])
+        results += served_by(LBS[1], addresses[LBS[1]], [f"/school/http-bind?room={room}"])
+        assert len({shard for _, shard in results}) == 1, f"room {room}: {results}"
+        assert results[-1][0] == 200, f"room {room}: /school/http-bind answered {results[-1][0]}"
+
+
 def test_new_rooms_spread_over_both_shards(addresses: dict[str, str]) -> None:
     rooms = unique_rooms(60, "spread")
     results = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}" for room in rooms[::2]])
@@ -147,6 +165,29 @@ def test_both_peers_stick_tables_agree(addresses: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(("shard_index", "service"), [(0, "prosody"), (1, "nginx")])
+def test_verify_passes_on_the_sharded_lab_and_both_peers_agree() -> None:
+    result = run_playbook(VERIFY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert re.search(
+        r"\(all peers\)\s+haproxy\s+one room, one shard\s+ok\s+every peer sends the room to", output
+    )
+    for shard in SHARDS:
+        assert re.search(rf"{shard}\s+jicofo\s+service\s+not installed", output), output[-4000:]
+
+
+def test_verify_fails_naming_the_shard_whose_prosody_stopped() -> None:
+    shard = node(SHARDS[1])
+    shard.check_output("systemctl stop prosody")
+    try:
+        result = run_playbook(VERIFY)
+    finally:
+        shard.check_output("systemctl start prosody")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{SHARDS[1]} / prosody prosody / service prosody.service" in output, output[-4000:]
+
+
 def test_a_failed_shard_gets_no_new_rooms_until_it_recovers(
     addresses: dict[str, str], shard_index: int, service: str
 ) -> None:

@@ -69,3 +69,8 @@ def test_unknown_hosts_and_non_lists_are_refused() -> None:
         haproxy_servers(["nope"], HOSTVARS)
     with pytest.raises(AnsibleFilterError, match="expected a list of host names"):
         haproxy_servers("shard1", HOSTVARS)  # type: ignore[arg-type]
+
+
+def test_the_address_comes_from_ansible_facts_when_facts_are_not_injected():
+    hostvars = {"shard1": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.5"}}}}
+    assert haproxy_servers(["shard1"], hostvars)[0]["address"] == "10.0.0.5"

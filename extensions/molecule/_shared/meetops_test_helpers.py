@@ -1,0 +1,49 @@
+"""Helpers the scenarios' verifiers share (on their path through extensions/molecule/config.yml).
+
+Run Ansible from a verifier: a module against one host, or a playbook against the scenario's inventory,
+with the output a test can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+# One JSON document on stdout, without the timing callback the scenarios' ansible.cfg enables.
+JSON_OUTPUT = {
+    "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+    "ANSIBLE_STDOUT_CALLBACK": "json",
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.json",
+}
+
+
+def run_module(host: str, module: str, args: dict, check: bool = False) -> dict:
+    """Run an Ansible module on one host of the scenario; its result (failed results included)."""
+    argv = ["ansible", "-i", INVENTORY, host, "-m", module, "-a", json.dumps(args)]
+    if check:
+        argv.append("--check")
+    result = subprocess.run(
+        argv, capture_output=True, text=True, check=False, env={**os.environ, **JSON_OUTPUT}
+    )
+    try:
+        document = json.loads(result.stdout)
+    except json.JSONDecodeError as error:
+        raise AssertionError(
+            f"ansible {module} on {host} printed no JSON: {result.stdout[-2000:]} {result.stderr[-2000:]}"
+        ) from error
+    return document["plays"][0]["tasks"][0]["hosts"][host]
+
+
+def run_playbook(
+    playbook: str, *args: str, extra_vars: dict | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """ansible-playbook against the scenario's inventory; the completed process (output as text)."""
+    argv = ["ansible-playbook", "-i", INVENTORY, *args]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    argv.append(playbook)
+    return subprocess.run(
+        argv, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
