@@ -781,7 +781,14 @@ class JitsiPackages:
         argv += ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
         if self.params["allow_downgrade"]:
             argv.append("--allow-downgrades")
-        self.must_run(argv + wanted, "apt-get install " + " ".join(wanted))
+        try:
+            self.must_run(argv + wanted, "apt-get install " + " ".join(wanted))
+        except RefusedError as refusal:
+            # Packages that could not be fetched leave dpkg as it was: the new pins and source go too.
+            self.roll_back()
+            raise RefusedError(
+                f"{refusal} The repository's files are as they were before this run."
+            ) from refusal
 
     def hold(self, installs: list[dict[str, Any]], status: dict[str, Any]) -> None:
         verb = "hold" if self.params["hold"] else "unhold"

@@ -263,6 +263,12 @@ def test_preferences_text_without_pins_is_the_comment_only():
     )
 
 
+def test_preferences_pins_read_back_what_preferences_text_wrote():
+    text = mod.preferences_text([("jicofo", PIN), ("jitsi-meet-web", "1.0.9365-1")])
+    assert mod.preferences_pins(text) == {"jicofo": PIN, "jitsi-meet-web": "1.0.9365-1"}
+    assert mod.preferences_pins(None) == {}
+
+
 def test_marker_text():
     assert (
         mod.marker_text("p", "1.0", ["mod_z.lua", "mod_a"])
@@ -503,6 +509,7 @@ class FakeHost:
         self.debian = {JDK: "17.0.13+11-2~deb12u1", "ca-certificates": "20230311"}
         self.debconf: dict[str, dict[str, tuple[str, str]]] = {}  # package -> question -> (vtype, value)
         self.update_answer = (0, f"Hit:1 {JITSI} stable/ InRelease\nReading package lists...\n", "")
+        self.install_answer: tuple[int, str, str] | None = None  # set: apt-get install fails with it
         self.key: bytes | None = K1_ASC.encode()  # what key_url serves; None: unreachable
         self.fetched: list[str] = []
         self.calls: list[Call] = []
@@ -585,6 +592,8 @@ class FakeHost:
         return 0, "".join(line + "\n" for line in lines), ""
 
     def apt_get_install(self, args: list[str], **_kwargs: Any) -> tuple[int, str, str]:
+        if self.install_answer is not None:
+            return self.install_answer
         words = [
             word for index, word in enumerate(args) if not word.startswith("-") and args[index - 1] != "-o"
         ]
@@ -786,6 +795,25 @@ def test_diff_mode_shows_the_files_and_the_package(host: FakeHost, capsys: pytes
     assert f"+++ {sources}\n{sources.read_text()}\n" in result["diff"]["after"]
     assert f"+++ {key}\n{_openpgp.ARMOR_BEGIN}" in result["diff"]["after"]
     assert f"+++ package jicofo\n{PIN}\n" in result["diff"]["after"]
+
+
+def test_a_failed_download_puts_the_repository_files_back(host: FakeHost, capsys: pytest.CaptureFixture):
+    host.install_answer = (100, "", f"E: Failed to fetch {JITSI}/jicofo_{PIN}_all.deb  Could not connect\n")
+    result = run_module(host, capsys)
+    assert result["failed"] is True
+    assert "apt-get install jicofo=" in result["msg"]
+    assert "The repository's files are as they were before this run." in result["msg"]
+    assert not any(path.exists() for path in paths(host)), "the new source, key or pins stayed"
+
+
+def test_another_roles_pins_in_the_shared_file_stay(host: FakeHost, capsys: pytest.CaptureFixture):
+    """jicofo, jvb and web each call the module for their own package; the pins file is shared."""
+    run_module(host, capsys)
+    _, _, pins = paths(host)
+    pins.write_text(mod.preferences_text([("jicofo", PIN), ("jitsi-meet-web", "1.0.9365-1")]))
+    result = run_module(host, capsys)
+    assert "write the version pins" not in result["actions"], result["actions"]
+    assert mod.preferences_pins(pins.read_text()) == {"jicofo": PIN, "jitsi-meet-web": "1.0.9365-1"}
 
 
 def test_converged_host_changes_nothing_and_runs_no_apt(host: FakeHost, capsys: pytest.CaptureFixture):
