@@ -164,7 +164,6 @@ def test_both_peers_stick_tables_agree(addresses: dict[str, str]) -> None:
     assert tables[LBS[0]] == tables[LBS[1]]
 
 
-@pytest.mark.parametrize(("shard_index", "service"), [(0, "prosody"), (1, "nginx")])
 def test_verify_passes_on_the_sharded_lab_and_both_peers_agree() -> None:
     result = run_playbook(VERIFY)
     output = result.stdout + result.stderr
@@ -188,6 +187,7 @@ def test_verify_fails_naming_the_shard_whose_prosody_stopped() -> None:
     assert f"{SHARDS[1]} / prosody prosody / service prosody.service" in output, output[-4000:]
 
 
+@pytest.mark.parametrize(("shard_index", "service"), [(0, "prosody"), (1, "nginx")])
 def test_a_failed_shard_gets_no_new_rooms_until_it_recovers(
     addresses: dict[str, str], shard_index: int, service: str
 ) -> None:
