@@ -109,7 +109,7 @@ def test_client_connection_to_the_main_prosody(host):
         "disable-certificate-verification": False,
     }
     assert {key: client.get(key) for key in expected} == expected
-    # client_proxy only where Jitsi's Prosody plugins are assumed (the Debian 13 variant).
+    # client_proxy by default (Debian 13); not where Prosody loads none of Jitsi's plugins (Debian 12).
     assert client.get("client-proxy") == (f"focus.{DOMAIN}" if relay(host) else None)
 
 
