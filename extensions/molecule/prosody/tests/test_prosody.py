@@ -153,7 +153,9 @@ def test_focus_is_exempt_from_rate_limits_and_others_are_not(host):
     assert focus["seconds"] * 3 < limited["seconds"]
 
 
-def run_converge(host, **extra_vars) -> subprocess.CompletedProcess:
+def run_converge(host, tags: str = "prosody_configure", **extra_vars) -> subprocess.CompletedProcess:
+    """The converge playbook on one host, only the phases `tags`; by default the configuration, written and
+    checked but not yet reaching the running Prosody (the run phase, prosody_run, restarts it)."""
     return subprocess.run(
         [
             "ansible-playbook",
@@ -162,7 +164,7 @@ def run_converge(host, **extra_vars) -> subprocess.CompletedProcess:
             "--limit",
             name(host),
             "--tags",
-            "prosody_configure",
+            tags,
             "-e",
             json.dumps(extra_vars),
             str(CONVERGE),
@@ -372,14 +374,18 @@ def test_an_idle_connection_is_timed_out_even_after_a_rate_limit_pause(host):
     version = host.check_output("dpkg-query -W -f '${Version}' prosody")
     # At 1mb/s a stream header (about 200 bytes) is read without a pause and a 4000-byte burst with one
     # (epoll pauses after a read that costs more than 1 ms); see idle_after_pause_probe.py.
-    result = run_converge(host, prosody_network_settings={"read_timeout": 5}, prosody_limits_c2s_rate="1mb/s")
+    # The run phase too: network settings take effect when Prosody starts.
+    applied = "prosody_configure,prosody_run"
+    result = run_converge(
+        host, applied, prosody_network_settings={"read_timeout": 5}, prosody_limits_c2s_rate="1mb/s"
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     try:
         # The control: without a pause, both versions act on a silent connection after read_timeout.
         unpaused = idle_probe(host, burst=0)
         paused = idle_probe(host, burst=4000)
     finally:
-        restored = run_converge(host)
+        restored = run_converge(host, applied)
         assert restored.returncode == 0, (restored.stdout + restored.stderr)[-3000:]
     assert unpaused["acted"], unpaused
     if version.startswith("0.12"):
