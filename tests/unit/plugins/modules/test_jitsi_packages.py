@@ -7,7 +7,6 @@ constants point into tmp_path.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -23,68 +22,13 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.meetops.jitsi.plugins.module_utils import _openpgp
 from ansible_collections.meetops.jitsi.plugins.modules import jitsi_packages as mod
-
-# Throwaway public keys made with GnuPG 2.2.40 for these tests (no private key was kept); the
-# fingerprints are the ones GnuPG printed for them. K1: ed25519 primary only, armored. K2: rsa2048
-# primary only, exported binary (base64 here).
-K1_ASC = """\
------BEGIN PGP PUBLIC KEY BLOCK-----
-
-mDMEaw8kdhYJKwYBBAHaRw8BAQdAJKD6sXU5G+wCczr2tquSe3/2n6wq1FdMnKlf
-ICHVIUW0Mm1lZXRvcHMuaml0c2kgdW5pdC10ZXN0IGtleSA8dGVzdEBleGFtcGxl
-LmludmFsaWQ+iJAEExYIADgWIQS1tGSSaGOyaAuFeq6DwMeY2Fy9ZgUCaw8kdgIb
-AwULCQgHAgYVCgkICwIEFgIDAQIeAQIXgAAKCRCDwMeY2Fy9ZijeAQDyOWubFeRV
-1pu+SfFnk7DoK3A8kNoV/NFUpH7MRlk8+AEA13wKtu/R3Lkn4yxzyiwsxQd5xI/6
-nOrP3L6Xo0mXmw4=
-=C42T
------END PGP PUBLIC KEY BLOCK-----
-"""
-
-K2_GPG_BASE64 = (
-    "mQENBGsPJHYBCADvJqdS1JVKvuZ6Ef/P3FvdLuSgJZnxnzdH0te6RTcs8a8YbVm6UCwfSAsqeBU/"
-    "pscELKFaeSnOOoDe1rQQg1o7IYA4pxmiS4f6H7rZ2VAvLt8jwP9VWuzOIjEF29Su4PrqQJWA51RX"
-    "M5h0W6KYNZ1/Jrx40qG23Gi+AWM46xbt1KnQANlycHsSmHxdafk8nmQXIZmhyJz1ffbKIN8vbza8"
-    "xc3ewewkC2UdUYd8XIPOtRoRJc1rl9t8svi2C1CX+9TTCRsL6XU3IbbpmOMmgmWBzIjA9CRsECmO"
-    "VCFBa7UsPZ7h4N6XRrDoLnscWHYNYytZYaACMNeI4qz33BZBKgFnABEBAAG0NW1lZXRvcHMuaml0"
-    "c2kgc2Vjb25kIHRlc3Qga2V5IDx0ZXN0MkBleGFtcGxlLmludmFsaWQ+iQFOBBMBCgA4FiEEMg9k"
-    "RRngu3f7LJLXmVkIwYf1MCYFAmsPJHYCGwMFCwkIBwIGFQoJCAsCBBYCAwECHgECF4AACgkQmVkI"
-    "wYf1MCZmmAgAkYj5hE/4CMh4Tm7ueQXh7oPnHlOmBrJK7IuztcQGRjY5Pmv5qHYs0krTXdqBDldT"
-    "eUD7F423Jpl0Y+Fz47RcBHm0VQTe8zjXUy+m8/9jl3c+pKn3PgQEOZo1yrdjTKTP6RTK/MIk8GGu"
-    "Ldn4BkFRaGRaG7WS+ExHAFcsON6xpjeqJEaH7nt04Uwvt13zDWta24GIkLcnbraYfJnAO8OFRlTT"
-    "YiiZg8qE/09LzKbcoKtGXZnYfIuHhni0aqfJ66lM48HolRkTgo5AzxWcNBNP+L2Rc12jLoy8mVxu"
-    "AyiUROOA1jtYXipqPikvHq8ZvsqPxyA0taLCRW5oa65fXtRbCQ=="
+from ansible_collections.meetops.jitsi.tests.unit.plugins.openpgp_keys import (
+    BOTH_ASC,
+    K1_ASC,
+    K1_FPR,
+    K2_FPR,
+    K2_GPG,
 )
-
-BOTH_ASC = """\
------BEGIN PGP PUBLIC KEY BLOCK-----
-
-mDMEaw8kdhYJKwYBBAHaRw8BAQdAJKD6sXU5G+wCczr2tquSe3/2n6wq1FdMnKlf
-ICHVIUW0Mm1lZXRvcHMuaml0c2kgdW5pdC10ZXN0IGtleSA8dGVzdEBleGFtcGxl
-LmludmFsaWQ+iJAEExYIADgWIQS1tGSSaGOyaAuFeq6DwMeY2Fy9ZgUCaw8kdgIb
-AwULCQgHAgYVCgkICwIEFgIDAQIeAQIXgAAKCRCDwMeY2Fy9ZijeAQDyOWubFeRV
-1pu+SfFnk7DoK3A8kNoV/NFUpH7MRlk8+AEA13wKtu/R3Lkn4yxzyiwsxQd5xI/6
-nOrP3L6Xo0mXmw6ZAQ0Eaw8kdgEIAO8mp1LUlUq+5noR/8/cW90u5KAlmfGfN0fS
-17pFNyzxrxhtWbpQLB9ICyp4FT+mxwQsoVp5Kc46gN7WtBCDWjshgDinGaJLh/of
-utnZUC8u3yPA/1Va7M4iMQXb1K7g+upAlYDnVFczmHRbopg1nX8mvHjSobbcaL4B
-YzjrFu3UqdAA2XJwexKYfF1p+TyeZBchmaHInPV99sog3y9vNrzFzd7B7CQLZR1R
-h3xcg861GhElzWuX23yy+LYLUJf71NMJGwvpdTchtumY4yaCZYHMiMD0JGwQKY5U
-IUFrtSw9nuHg3pdGsOguexxYdg1jK1lhoAIw14jirPfcFkEqAWcAEQEAAbQ1bWVl
-dG9wcy5qaXRzaSBzZWNvbmQgdGVzdCBrZXkgPHRlc3QyQGV4YW1wbGUuaW52YWxp
-ZD6JAU4EEwEKADgWIQQyD2RFGeC7d/sskteZWQjBh/UwJgUCaw8kdgIbAwULCQgH
-AgYVCgkICwIEFgIDAQIeAQIXgAAKCRCZWQjBh/UwJmaYCACRiPmET/gIyHhObu55
-BeHug+ceU6YGskrsi7O1xAZGNjk+a/modizSStNd2oEOV1N5QPsXjbcmmXRj4XPj
-tFwEebRVBN7zONdTL6bz/2OXdz6kqfc+BAQ5mjXKt2NMpM/pFMr8wiTwYa4t2fgG
-QVFoZFobtZL4TEcAVyw43rGmN6okRofue3ThTC+3XfMNa1rbgYiQtydutph8mcA7
-w4VGVNNiKJmDyoT/T0vMptygq0Zdmdh8i4eGeLRqp8nrqUzjweiVGROCjkDPFZw0
-E0/4vZFzXaMujLyZXG4DKJRE44DWO1heKmo+KS8erxm+yo/HIDS1osJFbmhrrl9e
-1FsJ
-=T63i
------END PGP PUBLIC KEY BLOCK-----
-"""
-
-K2_GPG = base64.b64decode(K2_GPG_BASE64)
-K1_FPR = "B5B464926863B2680B857AAE83C0C798D85CBD66"
-K2_FPR = "320F644519E0BB77FB2C92D7995908C187F53026"
 
 JITSI = "https://download.jitsi.org"
 KEY_URL = "https://download.jitsi.org/jitsi-key.gpg.key"
