@@ -356,6 +356,19 @@ def test_health_refuses_connections_without_nginx(host):
     assert wait_for_health(host, want_ok=True) == 200
 
 
+def test_nginx_comes_back_by_itself_after_a_crash(host):
+    """Debian's nginx.service never restarts nginx; the role's drop-in does, a few times at most."""
+    assert host.check_output("systemctl show -p Restart --value nginx") == "on-failure"
+    assert host.check_output("systemctl show -p StartLimitBurst --value nginx") == "5"
+    before = nginx_master(host)
+    host.check_output(f"kill -KILL {before}")
+    deadline = time.time() + 30
+    while not (host.service("nginx").is_running and nginx_master(host) not in ("0", before)):
+        assert time.time() < deadline, host.run("systemctl status nginx").stdout
+        time.sleep(1)
+    assert wait_for_health(host, want_ok=True) == 200
+
+
 def test_the_internal_health_check_is_not_reachable(host):
     status, _, _ = curl(host, f"https://{DOMAIN}/_meetops_web/prosody-health")
     assert status == 404
