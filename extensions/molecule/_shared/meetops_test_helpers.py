@@ -1,7 +1,8 @@
 """Helpers the scenarios' verifiers share (on their path through extensions/molecule/config.yml).
 
 Run Ansible from a verifier: a module against one host, or a playbook against the scenario's inventory,
-with the output a test can read.
+with the output a test can read; read a generated password from the controller's store the way the
+roles do (meetops.jitsi.secret).
 """
 
 from __future__ import annotations
@@ -9,6 +10,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
+
+# The collection itself (lab/env.sh puts its tree first on ANSIBLE_COLLECTIONS_PATH): the store's layout
+# comes from its module_utils, never from a copy here.
+_COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(":")
+sys.path[:0] = [path for path in _COLLECTIONS if path and path not in sys.path]
+from ansible_collections.meetops.jitsi.plugins.module_utils._secrets import password_path
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 # One JSON document on stdout, without the timing callback the scenarios' ansible.cfg enables.
@@ -17,6 +26,20 @@ JSON_OUTPUT = {
     "ANSIBLE_STDOUT_CALLBACK": "json",
     "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.json",
 }
+
+
+# The scenarios keep their generated secrets inside their own run (meetops_jitsi_secrets_dir).
+SECRETS_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "secrets"
+
+
+def stored_password_file(namespace: str, account: str) -> Path:
+    """The controller's file of ACCOUNT's generated password in the deployment NAMESPACE."""
+    return Path(password_path(str(SECRETS_DIR), namespace, account))
+
+
+def stored_password(namespace: str, account: str) -> str:
+    """ACCOUNT's generated password in the deployment NAMESPACE, as the roles read it."""
+    return stored_password_file(namespace, account).read_text().split(" salt=")[0].strip()
 
 
 def run_module(host: str, module: str, args: dict, check: bool = False) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+from meetops_test_helpers import stored_password, stored_password_file
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -25,7 +26,7 @@ DOMAIN = "meet.example.test"
 AUTH = f"auth.{DOMAIN}"
 JVB = f"jvb.{DOMAIN}"
 JVB_AUTH = f"auth.{JVB}"
-SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / DOMAIN / "passwords"
+SECRETS = stored_password_file(DOMAIN, f"focus@{AUTH}").parent
 CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 KEY_LIST = Path(__file__).resolve().parents[4] / "docs" / "jitsi-keys" / "jicofo.md"
 
@@ -44,7 +45,7 @@ def relay(host) -> bool:
 
 
 def controller_password(account: str) -> str:
-    return (SECRETS / account).read_text().strip()
+    return stored_password(DOMAIN, account)
 
 
 def parse(host, path: str = CONFIG) -> dict:

@@ -22,6 +22,7 @@ import pytest
 import testinfra
 import testinfra.utils.ansible_runner
 import yaml
+from meetops_test_helpers import SECRETS_DIR, stored_password
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -31,7 +32,7 @@ SCENARIO = Path(__file__).resolve().parents[1]
 REPO = Path(__file__).resolve().parents[4]
 CONVERGE = SCENARIO / "converge.yml"
 KEY_LIST = REPO / "docs" / "jitsi-keys" / "jvb.md"
-SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets"
+SECRETS = SECRETS_DIR
 MOLECULE_YML = yaml.safe_load((SCENARIO / "molecule.yml").read_text())
 GROUP_VARS = MOLECULE_YML["provisioner"]["inventory"]["group_vars"]["all"]
 SHARDS = {shard["name"]: shard for shard in GROUP_VARS["jvb_shards"]}
@@ -107,7 +108,7 @@ def leaf_paths(tree: dict, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]
 
 def password(shard: dict) -> str:
     xmpp_domain = shard.get("xmpp_domain", f"auth.jvb.{shard['domain']}")
-    return (SECRETS / shard["domain"] / "passwords" / f"jvb@{xmpp_domain}").read_text().strip()
+    return stored_password(shard["domain"], f"jvb@{xmpp_domain}")
 
 
 def run_converge(*args: str, **extra_vars) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import run_module
+from meetops_test_helpers import SECRETS_DIR, run_module, stored_password
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -21,12 +21,12 @@ AUTH = f"auth.{DOMAIN}"
 JVB_AUTH = f"auth.jvb.{DOMAIN}"
 BREWERY = f"jvbbrewery@muc.jvb.{DOMAIN}"
 CONFERENCE = f"conference.{DOMAIN}"
-SECRETS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / DOMAIN
+SECRETS = SECRETS_DIR / DOMAIN
 CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 
 
 def password(account: str) -> str:
-    return (SECRETS / "passwords" / account).read_text().strip()
+    return stored_password(DOMAIN, account)
 
 
 def name(host) -> str:

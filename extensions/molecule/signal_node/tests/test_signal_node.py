@@ -10,11 +10,13 @@ import shlex
 
 import pytest
 import testinfra.utils.ansible_runner
+from meetops_test_helpers import SECRETS_DIR
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 testinfra_hosts = sorted(RUNNER.get_hosts("all"))
 
 DOMAIN = "meet.example.test"
+NAMESPACE = "signal-node"  # meetops_jitsi_secrets_namespace in molecule.yml
 BRIDGE_HOLD = 15  # seconds each bridge stays in the brewery
 FOCUS_DELAY = 5  # Jicofo joins once the bridges are in
 
@@ -104,3 +106,17 @@ def test_main_prosody_does_not_accept_the_bridge_credentials(host):
         f"xmpp-probe login {bridge['username']}@{bridge['domain']} --port 5222"
     )
     assert cmd.rc == 1, cmd.stdout
+
+
+def test_every_role_keeps_its_secrets_in_the_chosen_namespace():
+    assert sorted(p.name for p in SECRETS_DIR.iterdir()) == [NAMESPACE]
+    assert sorted(p.name for p in (SECRETS_DIR / NAMESPACE).iterdir()) == ["ca", "passwords"]
+
+
+def test_jicofos_client_connection_logs_in_to_the_main_prosody(host):
+    client = hocon(host, "/etc/jitsi/jicofo/jicofo.conf", "jicofo")["xmpp"]["client"]
+    cmd = host.run(
+        f"XMPP_PASSWORD={shlex.quote(client['password'])} timeout 60 "
+        f"xmpp-probe login {client['username']}@{client['domain']} --port 5222"
+    )
+    assert cmd.rc == 0, cmd.stdout
