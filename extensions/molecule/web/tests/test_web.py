@@ -426,3 +426,21 @@ def test_a_refused_change_fails_with_nginxs_reason_and_the_old_configuration_kee
     assert wait_for_health(host, want_ok=True) == 200
     status, headers, _ = curl(host, f"https://{DOMAIN}/config.js")
     assert (status, headers["x-jitsi-shard"]) == (200, name(host))
+
+
+def served_serial(host) -> str:
+    return host.check_output(
+        f"echo | openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} 2>/dev/null"
+        " | openssl x509 -noout -serial"
+    )
+
+
+def test_a_certificate_due_for_renewal_is_renewed_and_served_with_only_the_configure_tag(host):
+    before = host.check_output(f"openssl x509 -in {CERT} -noout -serial")
+    assert served_serial(host) == before
+    # The certificate now expires within the renewal window (it was issued for a year).
+    result = run_configure(host, web_certificate_days=800, web_certificate_renew_days=700)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    after = host.check_output(f"openssl x509 -in {CERT} -noout -serial")
+    assert after != before, "the certificate was not renewed under --tags web_configure"
+    assert served_serial(host) == after, "nginx still serves the old certificate"
