@@ -18,8 +18,9 @@ _meetops_deps_hash=$(sha256sum <"$MEETOPS_REPO/requirements/collections.txt" | c
 export MEETOPS_VENV=$MEETOPS_LAB_HOME/venv-$_meetops_venv_hash
 export MEETOPS_DEPS=$MEETOPS_LAB_HOME/deps-$_meetops_deps_hash
 unset _meetops_venv_hash _meetops_deps_hash
-export MEETOPS_TREE=$MEETOPS_LAB_HOME/tree-$(printf %s "$MEETOPS_REPO" | sha256sum | cut -c1-12)
-unset _meetops_reqs_hash
+_meetops_tree_hash=$(printf %s "$MEETOPS_REPO" | sha256sum | cut -c1-12)
+export MEETOPS_TREE=$MEETOPS_LAB_HOME/tree-$_meetops_tree_hash
+unset _meetops_tree_hash
 
 export ANSIBLE_COLLECTIONS_PATH=$MEETOPS_TREE:$MEETOPS_DEPS
 export ANSIBLE_HOME=$MEETOPS_LAB_HOME/ansible-home
