@@ -335,8 +335,10 @@ def test_bad_configuration_fails_with_haproxys_reason_and_the_old_one_keeps_serv
     result = run_role(haproxy_hash_function="nosuchhash")
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    # HAProxy's own words, from "haproxy -c" on the candidate file.
-    assert "'hash-type' only supports" in output, output[-3000:]
+    # HAProxy's own words, from "haproxy -c" on the candidate file, in the role's message.
+    message = re.search(r"The new /etc/haproxy/haproxy.cfg was not installed.*", output)
+    assert message, output[-3000:]
+    assert "'hash-type' only supports" in message.group(0), output[-3000:]
     for lb in LBS:
         assert node(lb).file("/etc/haproxy/haproxy.cfg").content_string == configs[lb]
         assert master_pid(lb) == pids[lb]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -178,13 +179,18 @@ def run_converge(host, tags: str = "prosody_configure", **extra_vars) -> subproc
 def test_bad_configuration_fails_with_prosodys_reason_and_leaves_prosody_running(host):
     pid = main_pid(host)
     before = host.file("/etc/prosody/prosody.cfg.lua").content_string
+    backups = host.run("ls /etc/prosody/").stdout
     result = run_converge(host, prosody_custom_global_config="broken = {")
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    # Prosody's own words, from prosodyctl check config on the candidate.
-    assert "A problem occurred while reading the config file" in output, output[-3000:]
+    # Prosody's own words, from prosodyctl check config on the candidate, in the role's message.
+    message = re.search(r"The new /etc/prosody/prosody.cfg.lua was not installed.*", output)
+    assert message, output[-3000:]
+    assert "A problem occurred while reading the config file" in message.group(0), output[-3000:]
     assert main_pid(host) == pid
     assert host.file("/etc/prosody/prosody.cfg.lua").content_string == before
+    # No backup of the refused candidate is left behind.
+    assert host.run("ls /etc/prosody/").stdout == backups
 
 
 def test_bridge_prosody_configuration(host):
