@@ -27,6 +27,10 @@ export ANSIBLE_HOME=$MEETOPS_LAB_HOME/ansible-home
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 export ANSIBLE_NOCOLOR=1
 export MOLECULE_NO_LOG=false
+# Facts only under ansible_facts, as in estates that follow newer ansible-core (INJECT_FACTS_AS_VARS=False):
+# every scenario, the lab and the benchmarks show that the roles, playbooks and inventories need no
+# injected fact variables such as ansible_default_ipv4.
+export ANSIBLE_INJECT_FACT_VARS=false
 
 if [ -x "$MEETOPS_VENV/bin/python" ]; then
     export VIRTUAL_ENV=$MEETOPS_VENV
