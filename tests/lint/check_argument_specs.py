@@ -20,8 +20,13 @@ def check_role(role: Path) -> list[str]:
         return [f"{role.name}: {specs_file} is missing"]
     defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.is_file() else {}
     defaults = defaults or {}
-    options = yaml.safe_load(specs_file.read_text())["argument_specs"]["main"].get("options", {})
+    entries = yaml.safe_load(specs_file.read_text())["argument_specs"]
+    options = entries["main"].get("options", {})
     problems = []
+    if "preflight" in entries and entries["preflight"].get("options", {}) != options:
+        problems.append(f"{role.name}: the preflight entry point must take the main options (options: *main_options)")
+    if "preflight" in entries and not (role / "tasks" / "preflight.yml").is_file():
+        problems.append(f"{role.name}: the preflight entry point has no tasks/preflight.yml")
     prefix = role.name + "_"  # a private role _x has options _x_*
     for name in sorted(set(defaults) - set(options)):
         problems.append(f"{role.name}: default {name} has no entry in meta/argument_specs.yml")
