@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.meetops.jitsi.plugins.module_utils._names import is_dns_name
 
 DOCUMENTATION = r"""
 name: xmpp_certificates
@@ -52,13 +53,9 @@ _value:
   elements: dict
 """
 
-DNS_NAME = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-)
-
 
 def _name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not DNS_NAME.match(value):
+    if not is_dns_name(value):
         raise AnsibleFilterError(
             f"xmpp_certificates: {where} is {value!r}, which is not a lower-case DNS name such as "
             "'conference.meet.example.com'"

@@ -24,7 +24,9 @@ def check_role(role: Path) -> list[str]:
     options = entries["main"].get("options", {})
     problems = []
     if "preflight" in entries and entries["preflight"].get("options", {}) != options:
-        problems.append(f"{role.name}: the preflight entry point must take the main options (options: *main_options)")
+        problems.append(
+            f"{role.name}: the preflight entry point must take the main options (options: *main_options)"
+        )
     if "preflight" in entries and not (role / "tasks" / "preflight.yml").is_file():
         problems.append(f"{role.name}: the preflight entry point has no tasks/preflight.yml")
     prefix = role.name + "_"  # a private role _x has options _x_*
