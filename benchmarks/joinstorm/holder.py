@@ -65,7 +65,7 @@ class Stream:
 
     def feed(self, wait: float) -> bool:
         """Read what arrives within `wait` seconds into the parser; False when the peer closed."""
-        ready, _, _ = select.select([self.sock], [], [], wait)
+        ready, _unused, _unused = select.select([self.sock], [], [], wait)
         if not ready and not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
             return True
         try:

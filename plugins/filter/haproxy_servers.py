@@ -15,7 +15,7 @@ DOCUMENTATION = r"""
 name: haproxy_servers
 short_description: HAProxy server entries (shards or peers) for a group of inventory hosts
 version_added: 0.1.0
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
 description:
   - Turns a list of inventory host names (a group, usually) into the list of dicts that
     P(meetops.jitsi.haproxy#role) takes as C(haproxy_shards) or C(haproxy_peers), so that the role never

@@ -17,7 +17,7 @@ DOCUMENTATION = r"""
 name: unknown_variables
 short_description: Find variables that look like the collection's but that no role reads
 version_added: 0.2.0
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
 description:
   - Takes variable names (for example a host's C(hostvars[inventory_hostname].keys())) and returns those
     that start with a prefix of the collection (a role's name and C(_), such as C(prosody_), or

@@ -18,7 +18,7 @@ options:
     type: list
     elements: dict
     required: true
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
 """
 
 EXAMPLES = r"""

@@ -33,7 +33,7 @@ DOCUMENTATION = r"""
 name: wireguard_mesh
 short_description: Compute overlay addresses and peer lists of a WireGuard full mesh
 version_added: 0.1.0
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
 description:
   - Takes a dictionary of mesh members (host name to per-host data) and returns, for every member,
     its overlay address, its listen port and its peers, i.e. every other member, with public key,

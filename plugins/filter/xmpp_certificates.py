@@ -15,7 +15,7 @@ DOCUMENTATION = r"""
 name: xmpp_certificates
 short_description: Work out the certificates an XMPP server's hosts and components need
 version_added: 0.1.0
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
 description:
   - Takes the server's VirtualHosts, each with the components (MUC and other services) that live under
     it, and returns one certificate per VirtualHost. Its common name is the VirtualHost; its subject

@@ -4,25 +4,11 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
-from ansible.errors import AnsibleLookupError
-from ansible.plugins.loader import lookup_loader
-from ansible.plugins.lookup import LookupBase
-
-from ansible_collections.meetops.jitsi.plugins.module_utils._secrets import (
-    PASSWORD_CHARS,
-    PASSWORD_LENGTH,
-    SecretPathError,
-    password_path,
-)
-
 DOCUMENTATION = r"""
 name: secret
 short_description: Read a deployment's generated password, or make it once, in the controller's store
 version_added: 0.2.0
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
 description:
   - Returns the password of each account named in the terms, from
     C(<directory>/<namespace>/passwords/<account>) on the controller. A missing file is created with a
@@ -32,7 +18,7 @@ description:
     (Prosody, the bridge Prosody, Jicofo, the videobridges, the verify role) asks this lookup with the
     same O(directory) and O(namespace), so they all hold the same password without it ever being in the
     inventory.
-  - The value is a secret: use it in tasks with C(no_log), or in templates whose diff is hidden.
+  - The value is a secret. Use it in tasks with C(no_log), or in templates whose diff is hidden.
 options:
   _terms:
     description: Accounts, as C(user@domain), such as C(focus@auth.meet.example.com).
@@ -75,6 +61,21 @@ _raw:
   type: list
   elements: str
 """
+
+
+import os
+from typing import Any
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.loader import lookup_loader
+from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.meetops.jitsi.plugins.module_utils._secrets import (
+    PASSWORD_CHARS,
+    PASSWORD_LENGTH,
+    SecretPathError,
+    password_path,
+)
 
 
 class LookupModule(LookupBase):

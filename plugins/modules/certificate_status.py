@@ -52,12 +52,16 @@ options:
     default: "0640"
 requirements:
   - cryptography (python3-cryptography) on the managed host
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""
@@ -221,9 +225,10 @@ def main() -> None:
             "certificates": {"type": "list", "elements": "dict", "required": True},
             "ca_certificate": {"type": "str", "required": True},
             "renew_days": {"type": "int", "default": 30},
-            "key_owner": {"type": "str", "default": "root"},
-            "key_group": {"type": "str", "required": True},
-            "key_mode": {"type": "str", "default": "0640"},
+            # The key file's owner, group and mode, not the key.
+            "key_owner": {"type": "str", "default": "root", "no_log": False},
+            "key_group": {"type": "str", "required": True, "no_log": False},
+            "key_mode": {"type": "str", "default": "0640", "no_log": False},
         },
         supports_check_mode=True,
     )

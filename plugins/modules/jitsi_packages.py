@@ -164,12 +164,16 @@ options:
     description: Seconds the package lists stay fresh before an installation refreshes them.
     type: int
     default: 3600
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""
@@ -386,7 +390,7 @@ def deb822_entries(text: str) -> list[tuple[str, str]]:
             if line[:1].isspace() and current:
                 values[current] += " " + line.strip()
                 continue
-            key, _, value = line.partition(":")
+            key, _unused, value = line.partition(":")
             current = key.strip().lower()
             values[current] = value.strip()
         if values.get("enabled", "yes").lower() == "no" or "deb" not in values.get("types", "").split():
@@ -482,7 +486,7 @@ class JitsiPackages:
         return parse_dpkg(out)
 
     def compare(self, left: str, operator: str, right: str) -> bool:
-        rc, _, _ = self.run(["dpkg", "--compare-versions", left, operator, right])
+        rc, _unused, _unused = self.run(["dpkg", "--compare-versions", left, operator, right])
         return rc == 0
 
     # Steps ---------------------------------------------------------------------------------------------
@@ -597,7 +601,7 @@ class JitsiPackages:
             )
 
     def available(self, name: str) -> list[str]:
-        _, out, _ = self.run(["apt-cache", "madison", name])
+        _unused, out, _unused = self.run(["apt-cache", "madison", name])
         return madison_versions(out, self.repository)
 
     def debconf_answers(self) -> None:
@@ -605,11 +609,11 @@ class JitsiPackages:
         wanted = self.params["debconf"]
         by_package: dict[str, dict[str, str]] = {}
         for package in sorted({answer["package"] for answer in wanted}):
-            rc, out, _ = self.run(["debconf-show", package])
+            rc, out, _unused = self.run(["debconf-show", package])
             current = {}
             if rc == 0:
                 for line in out.splitlines():
-                    question, _, value = line.lstrip("* ").partition(":")
+                    question, _unused, value = line.lstrip("* ").partition(":")
                     current[question.strip()] = value.strip()
             by_package[package] = current
         lines = []
@@ -848,12 +852,17 @@ ARGUMENT_SPEC: dict[str, Any] = {
         "type": "dict",
         "default": {},
         "options": {
-            "name": {"type": "str"},
-            "uri": {"type": "str"},
-            "suite": {"type": "str"},
-            "components": {"type": "list", "elements": "str"},
-            "key_url": {"type": "str"},
-            "key_fingerprint": {"type": "str"},
+            "name": {"type": "str", "default": REPOSITORY_DEFAULTS["name"]},
+            "uri": {"type": "str", "default": REPOSITORY_DEFAULTS["uri"]},
+            "suite": {"type": "str", "default": REPOSITORY_DEFAULTS["suite"]},
+            "components": {"type": "list", "elements": "str", "default": REPOSITORY_DEFAULTS["components"]},
+            # A URL and a fingerprint, not secrets.
+            "key_url": {"type": "str", "default": REPOSITORY_DEFAULTS["key_url"], "no_log": False},
+            "key_fingerprint": {
+                "type": "str",
+                "default": REPOSITORY_DEFAULTS["key_fingerprint"],
+                "no_log": False,
+            },
         },
     },
     "packages": {

@@ -31,12 +31,16 @@ options:
     description: Lowest acceptable installed version of some of the packages, by name.
     type: dict
     default: {}
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""
@@ -83,7 +87,7 @@ def missing(names: list[str], installed: dict[str, str]) -> list[str]:
     """The entries of `names` (name or name=version) not satisfied by `installed`."""
     result = []
     for entry in names:
-        name, _, version = entry.partition("=")
+        name, _unused, version = entry.partition("=")
         name = name.split(":")[0]  # an architecture qualifier (pkg:amd64) is not in ${Package}
         have = installed.get(name)
         if have is None or (version and not fnmatch.fnmatchcase(have, version)):
@@ -97,7 +101,7 @@ def older_than_minimum(module: AnsibleModule, installed: dict[str, str], minimum
     for name, lowest in minimum.items():
         have = installed.get(name)
         if have is not None and lowest:
-            rc, _, _ = module.run_command(["dpkg", "--compare-versions", have, "lt", str(lowest)])
+            rc, _unused, _unused = module.run_command(["dpkg", "--compare-versions", have, "lt", str(lowest)])
             if rc == 0:
                 older.add(name)
     return older

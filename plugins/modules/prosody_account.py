@@ -116,15 +116,19 @@ options:
       - Path of C(prosodyctl). By default it is looked up in C(PATH).
       - Its first line names the Lua interpreter used to read the config.
     type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: debian
 requirements:
   - Prosody 0.12 or 13 installed on the target (C(prosodyctl) and its Lua interpreter).
 author:
-  - meetops.jitsi maintainers
+  - meetops.jitsi maintainers (@meetops)
 """
 
 EXAMPLES = r"""
@@ -211,17 +215,17 @@ HASH_BY_KEY_LENGTH = {40: "sha1", 64: "sha256"}
 PROBE = r"""
 local ctl, config_file, host, user = ...
 for line in io.lines(ctl) do
-	local k, _, v = line:match("^(CFG_[%u_]+)%s*=%s*(['\"])(.-)%2")
-	if k then _G[k] = v end
+    local k, _, v = line:match("^(CFG_[%u_]+)%s*=%s*(['\"])(.-)%2")
+    if k then _G[k] = v end
 end
 local source = CFG_SOURCEDIR or "/usr/lib/prosody"
 package.path = source .. "/?.lua;" .. package.path
 package.cpath = source .. "/?.so;" .. package.cpath
 if not pcall(require, "prosody.loader") then pcall(require, "loader") end
 local function req(name)
-	local ok, mod = pcall(require, "prosody." .. name)
-	if ok then return mod end
-	return require(name)
+    local ok, mod = pcall(require, "prosody." .. name)
+    if ok then return mod end
+    return require(name)
 end
 local json = req "util.json"
 local function emit(t) io.stdout:write("\nPROSODY_ACCOUNT_PROBE ", json.encode(t), "\n") end
@@ -234,26 +238,26 @@ local h, u = stringprep.nameprep(host), stringprep.nodeprep(user, true)
 local config = cm.getconfig()
 local virtual_hosts = {}
 for name, section in pairs(config) do
-	if name ~= "*" and type(section) == "table" and rawget(section, "defined")
-		and not rawget(section, "component_module") then
-		virtual_hosts[#virtual_hosts + 1] = name
-	end
+    if name ~= "*" and type(section) == "table" and rawget(section, "defined")
+        and not rawget(section, "component_module") then
+        virtual_hosts[#virtual_hosts + 1] = name
+    end
 end
 table.sort(virtual_hosts)
 local result = { host = h, user = u, virtual_hosts = table.concat(virtual_hosts, " "),
-	data_path = cm.get("*", "data_path") or CFG_DATADIR or "data" }
+    data_path = cm.get("*", "data_path") or CFG_DATADIR or "data" }
 local section = h and rawget(config, h)
 if type(section) == "table" and rawget(section, "component_module") then
-	result.component = rawget(section, "component_module")
+    result.component = rawget(section, "component_module")
 elseif type(section) == "table" and rawget(section, "defined") then
-	result.defined = true
-	result.enabled = cm.get(h, "enabled") ~= false
-	result.authentication = cm.get(h, "authentication") or "internal_hashed"
-	local storage, driver, roster = cm.get(h, "storage"), nil, nil
-	if type(storage) == "string" then driver, roster = storage, storage
-	elseif type(storage) == "table" then driver, roster = storage.accounts, storage.roster end
-	result.storage = driver or cm.get(h, "default_storage") or "internal"
-	result.roster_storage = roster or cm.get(h, "default_storage") or "internal"
+    result.defined = true
+    result.enabled = cm.get(h, "enabled") ~= false
+    result.authentication = cm.get(h, "authentication") or "internal_hashed"
+    local storage, driver, roster = cm.get(h, "storage"), nil, nil
+    if type(storage) == "string" then driver, roster = storage, storage
+    elseif type(storage) == "table" then driver, roster = storage.accounts, storage.roster end
+    result.storage = driver or cm.get(h, "default_storage") or "internal"
+    result.roster_storage = roster or cm.get(h, "default_storage") or "internal"
 end
 emit(result)
 """

@@ -38,12 +38,16 @@ options:
 requirements:
   - A running Prosody 0.12 or 13 that loads C(admin_shell).
   - Root or the prosody user, whose admin socket it is.
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""
@@ -142,7 +146,7 @@ def main() -> None:
         }
         paths = {}
         for item in params["paths"]:
-            name, _, host = item.partition("@")
+            name, _unused, host = item.partition("@")
             paths[item] = parse_path(
                 shell(module, prosodyctl, params["config"], f'module:info("{name}", "{host}")')
             )

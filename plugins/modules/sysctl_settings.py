@@ -41,13 +41,16 @@ options:
     default: []
 extends_documentation_fragment:
   - ansible.builtin.files
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: debian
 author:
-  - meetops.jitsi maintainers
+  - meetops.jitsi maintainers (@meetops)
 """
 
 EXAMPLES = r"""

@@ -37,13 +37,17 @@ options:
     description: Directory holding the units' C(.d) directories.
     type: path
     default: /etc/systemd/system
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: debian
 author:
-  - meetops.jitsi maintainers
+  - meetops.jitsi maintainers (@meetops)
 """
 
 EXAMPLES = r"""
@@ -108,10 +112,9 @@ def dropin_path(root: str, unit: str, name: str) -> str:
     return os.path.join(root, f"{unit}.d", name)
 
 
-Change = tuple[str | None, str | None]
-
-
-def plan(units: list[str], name: str, content: str | None, root: str) -> dict[str, Change]:
+def plan(
+    units: list[str], name: str, content: str | None, root: str
+) -> dict[str, tuple[str | None, str | None]]:
     """Map each unit that needs a change to (current content, wanted content); None means no file."""
     changes = {}
     for unit in dict.fromkeys(units):
@@ -144,7 +147,7 @@ def main() -> None:
 
     changes = plan(units, name, content, root)
     if not module.check_mode:
-        for unit, (_, wanted) in changes.items():
+        for unit, (_unused, wanted) in changes.items():
             path = dropin_path(root, unit, name)
             if wanted is None:
                 os.remove(path)

@@ -102,13 +102,17 @@ options:
     description: Seconds to keep collecting occupants' presences after the server confirms the join.
     type: float
     default: 2.0
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 author:
-  - meetops.jitsi maintainers
+  - meetops.jitsi maintainers (@meetops)
 """
 
 EXAMPLES = r"""
@@ -949,7 +953,7 @@ class Room:
 
     def handle(self, presence: ET.Element) -> None:
         """Take one presence; raises StepError when the server refuses the join."""
-        bare, _, nick = presence.get("from", "").partition("/")
+        bare, _unused, nick = presence.get("from", "").partition("/")
         if bare.lower() != self.jid.lower():
             return
         kind = presence.get("type")

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 name: domain
 short_description: Whether a value is a deployment's DNS domain, such as meet.example.com
 version_added: 0.2.0
-author: meetops.jitsi maintainers
+author: meetops.jitsi maintainers (@meetops)
 description:
   - True for a lower-case DNS name of two labels or more (each 1 to 63 letters, digits or inner hyphens, 253
     characters in all) whose last label is alphabetic, such as C(meet.example.com); false for anything else,

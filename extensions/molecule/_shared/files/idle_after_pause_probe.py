@@ -26,7 +26,7 @@ def drain(sock: socket.socket, seconds: float) -> bool:
     """Read what Prosody says for `seconds`; False when it closed the connection."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        readable, _, _ = select.select([sock], [], [], 0.1)
+        readable, _unused, _unused = select.select([sock], [], [], 0.1)
         if readable and not sock.recv(65536):
             return False
     return True
@@ -55,7 +55,7 @@ def main() -> None:
         result.update(acted=True, after=0.0, what="closed")
     start = time.monotonic()
     while not result["acted"] and time.monotonic() - start < args.wait:
-        readable, _, _ = select.select([sock], [], [], 0.5)
+        readable, _unused, _unused = select.select([sock], [], [], 0.5)
         if readable:
             try:
                 data = sock.recv(65536)

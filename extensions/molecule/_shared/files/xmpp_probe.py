@@ -190,7 +190,7 @@ async def cmd_flood(args) -> dict:
     chunk = 50_000
     body = "x" * chunk
     start = time.monotonic()
-    for _ in range(max(1, args.bytes // chunk)):
+    for _unused in range(max(1, args.bytes // chunk)):
         client.send_raw(f"<message to='{client.boundjid.full}' type='chat'><body>{body}</body></message>")
     ping = client.make_iq_get(ito=client.boundjid.domain)
     ping.append(ET.Element("{urn:xmpp:ping}ping"))

@@ -156,7 +156,7 @@ class Echo:
         self.host.check_output(
             f"systemd-run --unit={ECHO_UNIT} --collect python3 -c {shlex.quote(UDP_ECHO)} {self.port}"
         )
-        for _ in range(30):
+        for _unused in range(30):
             if f":{self.port} " in self.host.check_output("ss -H -uln"):
                 return self
             time.sleep(0.5)
@@ -366,7 +366,7 @@ def test_adding_a_fourth_host_changes_no_existing_address_or_key():
     # The new peer was added to the running tunnels (wg syncconf), which were not restarted.
     assert {h: on(h).check_output("pgrep -x wireguard-go").strip() for h in MESH} == tunnels
     spare = SPARE[0]
-    assert overlay_ip(spare) not in {address for address, _, _ in before.values()}
+    assert overlay_ip(spare) not in {address for address, _unused, _unused in before.values()}
 
     everyone = MESH + SPARE
     for source, target in itertools.permutations(everyone, 2):

@@ -264,7 +264,7 @@ def documented_modules() -> dict[str, set[str]]:
     for line in block.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        module, place, when, _ = (cell.strip() for cell in line.split("|"))
+        module, place, when, _unused = (cell.strip() for cell in line.split("|"))
         if when == "prosody_max_occupants":
             continue
         host = (

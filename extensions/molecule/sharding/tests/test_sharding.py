@@ -57,7 +57,7 @@ def served_by(via: str, address: str, paths: list[str]) -> list[tuple[int, str]]
     output = node(via).check_output(f"sh -c {shlex.quote(script)}")
     results = []
     for line in output.splitlines():
-        status, _, shard = line.partition(" ")
+        status, _unused, shard = line.partition(" ")
         results.append((int(status), shard.strip()))
     assert len(results) == len(paths), output
     return results
@@ -117,7 +117,7 @@ def test_a_room_lands_on_the_same_shard_through_either_haproxy(addresses: dict[s
     for room in unique_rooms(12, "same"):
         first = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}"])
         again = served_by(LBS[1], addresses[LBS[1]], [f"/xmpp-websocket?room={room}", f"/{room}"])
-        shards = {shard for _, shard in first + again}
+        shards = {shard for _unused, shard in first + again}
         assert len(shards) == 1, f"room {room}: {first + again}"
         assert shards <= set(SHARDS), f"room {room}: {first + again}"
         assert first[0][0] == 200, f"room {room}: /http-bind answered {first[0][0]}"
@@ -127,7 +127,7 @@ def test_the_room_in_the_path_and_in_the_query_are_the_same_room(addresses: dict
     for room in unique_rooms(12, "path"):
         results = served_by(LBS[1], addresses[LBS[1]], [f"/{room}"])
         results += served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}", f"/{room}?x=1"])
-        assert len({shard for _, shard in results}) == 1, f"room {room}: {results}"
+        assert len({shard for _unused, shard in results}) == 1, f"room {room}: {results}"
 
 
 def test_a_tenants_room_and_its_conference_request_go_to_the_rooms_shard(addresses: dict[str, str]) -> None:
@@ -136,11 +136,11 @@ def test_a_tenants_room_and_its_conference_request_go_to_the_rooms_shard(address
     for room in unique_rooms(8, "request"):
         results = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}"])
         results += served_by(LBS[1], addresses[LBS[1]], [f"/conference-request/v1?room={room}"])
-        assert len({shard for _, shard in results}) == 1, f"room {room}: {results}"
+        assert len({shard for _unused, shard in results}) == 1, f"room {room}: {results}"
     for room in unique_rooms(8, "tenant"):
         results = served_by(LBS[0], addresses[LBS[0]], [f"/school/{room}"])
         results += served_by(LBS[1], addresses[LBS[1]], [f"/school/http-bind?room={room}"])
-        assert len({shard for _, shard in results}) == 1, f"room {room}: {results}"
+        assert len({shard for _unused, shard in results}) == 1, f"room {room}: {results}"
         assert results[-1][0] == 200, f"room {room}: /school/http-bind answered {results[-1][0]}"
 
 
@@ -148,7 +148,7 @@ def test_new_rooms_spread_over_both_shards(addresses: dict[str, str]) -> None:
     rooms = unique_rooms(60, "spread")
     results = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}" for room in rooms[::2]])
     results += served_by(LBS[1], addresses[LBS[1]], [f"/http-bind?room={room}" for room in rooms[1::2]])
-    counts = collections.Counter(shard for _, shard in results)
+    counts = collections.Counter(shard for _unused, shard in results)
     assert set(counts) == set(SHARDS), counts
     assert min(counts.values()) >= 15, f"60 rooms spread unevenly: {counts}"
 
@@ -198,11 +198,11 @@ def test_a_failed_shard_gets_no_new_rooms_until_it_recovers(
         rooms = unique_rooms(20, f"failover-{service}")
         results = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}" for room in rooms[:10]])
         results += served_by(LBS[1], addresses[LBS[1]], [f"/http-bind?room={room}" for room in rooms[10:]])
-        assert {shard for _, shard in results} == {healthy}, results
-        assert {status for status, _ in results} == {200}, results
+        assert {shard for _unused, shard in results} == {healthy}, results
+        assert {status for status, _unused in results} == {200}, results
     finally:
         node(failed).check_output(f"systemctl start {service}")
     wait_for_state(failed, "UP")
     rooms = unique_rooms(30, f"recovered-{service}")
     results = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}" for room in rooms])
-    assert {shard for _, shard in results} == set(SHARDS), f"{failed} got no new rooms after recovering"
+    assert {shard for _unused, shard in results} == set(SHARDS), f"{failed} got no new rooms after recovering"

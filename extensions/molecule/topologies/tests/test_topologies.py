@@ -66,7 +66,7 @@ def test_verify_passes_and_names_what_is_not_installed(verified):
 
 
 def test_the_running_prosody_has_the_modules_of_a_meeting(verified):
-    _, _, rows = verified
+    _unused, _unused, rows = verified
     for host, domain in ((SINGLE, "single.topologies.test"), (SIGNAL, DOMAIN)):
         for vhost in (domain, f"conference.{domain}", f"focus.{domain}", f"auth.{domain}"):
             assert rows[(host, "prosody prosody", f"modules on {vhost}")] == "ok"
@@ -75,7 +75,7 @@ def test_the_running_prosody_has_the_modules_of_a_meeting(verified):
 
 
 def test_the_bridge_host_logs_in_to_its_shard_over_verified_tls(verified):
-    _, _, rows = verified
+    _unused, _unused, rows = verified
     logins = {
         check: status
         for (h, component, check), status in rows.items()

@@ -65,7 +65,7 @@ def main(domain: str, path: str) -> int:
         response += read_exact(sock, 1)
     lines = response.decode().split("\r\n")
     headers = {
-        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        k.strip().lower(): v.strip() for k, _unused, v in (line.partition(":") for line in lines[1:] if line)
     }
     result = {"status": lines[0], "headers": headers, "frame": None}
     if " 101 " in lines[0]:

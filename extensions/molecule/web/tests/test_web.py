@@ -44,7 +44,7 @@ def curl(host, url: str, *args: str) -> tuple[int, dict[str, str], str]:
     lines = host.file("/tmp/headers").content_string.split("\r\n")
     status = int(lines[0].split()[1])
     headers = {
-        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        k.strip().lower(): v.strip() for k, _unused, v in (line.partition(":") for line in lines[1:] if line)
     }
     return status, headers, cmd.stdout
 
@@ -56,7 +56,7 @@ def nginx_master(host) -> str:
 def wait_for_health(host, want_ok: bool, timeout: int = 60) -> int:
     deadline = time.time() + timeout
     while True:
-        status, _, _ = curl(host, f"https://{DOMAIN}/about/health")
+        status, _unused, _unused = curl(host, f"https://{DOMAIN}/about/health")
         if (200 <= status < 300) == want_ok or time.time() > deadline:
             return status
         time.sleep(2)
@@ -192,7 +192,7 @@ def test_a_tenants_config_js_names_the_tenant(host):
 
 
 def test_a_tenants_bosh_reaches_prosody(host):
-    status, _, body = curl(
+    status, _unused, body = curl(
         host,
         f"https://{DOMAIN}/school/http-bind?room=probe",
         "-X",
@@ -208,7 +208,7 @@ def test_a_tenants_bosh_reaches_prosody(host):
 
 def test_tenant_names_are_dns_labels(host):
     # An underscore would make conference.my_school.<domain>, which Prosody 13.0.3+ refuses: not a tenant.
-    status, _, _ = curl(host, f"https://{DOMAIN}/my_school/http-bind")
+    status, _unused, _unused = curl(host, f"https://{DOMAIN}/my_school/http-bind")
     assert status == 404
 
 
@@ -260,7 +260,7 @@ def test_conference_requests_go_to_jicofos_rest_port(host):
 
 
 def test_bosh_is_proxied_to_prosody_with_its_arguments(host):
-    status, _, body = curl(
+    status, _unused, body = curl(
         host,
         f"https://{DOMAIN}/http-bind?room=probe",
         "-X",
@@ -275,7 +275,7 @@ def test_bosh_is_proxied_to_prosody_with_its_arguments(host):
     assert re.search(r"<body [^>]*sid='[0-9a-f-]+'", body), body
     assert f"from='{DOMAIN}'" in body
     assert "<mechanism>ANONYMOUS</mechanism>" in body
-    status, _, body = curl(host, f"https://{DOMAIN}/http-bind?room=probe")
+    status, _unused, body = curl(host, f"https://{DOMAIN}/http-bind?room=probe")
     assert (status, "Prosody BOSH endpoint" in body) == (200, True)
 
 
@@ -295,7 +295,7 @@ def test_websocket_upgrade_reaches_prosody(host):
     "url", ["/config.js", "/about/health", "/http-bind", "/no-such-room/file", "/external_api.js"]
 )
 def test_every_https_response_names_the_shard(host, url):
-    _, headers, _ = curl(host, f"https://{DOMAIN}{url}")
+    _unused, headers, _unused = curl(host, f"https://{DOMAIN}{url}")
     assert headers.get("x-jitsi-shard") == name(host)
     assert headers.get("strict-transport-security") == "max-age=63072000"
 
@@ -321,15 +321,15 @@ def test_the_application_is_served_when_installed(host):
         f"printf '<html><script><!--#include virtual=\"/config.js\" --></script></html>' > {root}/index.html"
     )
     try:
-        status, _, body = curl(host, f"https://{DOMAIN}/SomeRoom")
+        status, _unused, body = curl(host, f"https://{DOMAIN}/SomeRoom")
         assert status == 200
         assert f'"domain": "{DOMAIN}"' in body  # config.js included by SSI
-        status, headers, _ = curl(host, f"https://{DOMAIN}/libs/probe.js?v=1")
+        status, headers, _unused = curl(host, f"https://{DOMAIN}/libs/probe.js?v=1")
         assert status == 200
         assert headers["access-control-allow-origin"] == "*"
         assert headers["cache-control"] == "max-age=31536000"
         assert headers["x-jitsi-shard"] == name(host)
-        _, headers, _ = curl(host, f"https://{DOMAIN}/libs/probe.js")
+        _unused, headers, _unused = curl(host, f"https://{DOMAIN}/libs/probe.js")
         assert "cache-control" not in headers
     finally:
         host.run(f"rm -rf {root}" if not existed else f"rm -f {root}/libs/probe.js {root}/index.html")
@@ -370,7 +370,7 @@ def test_nginx_comes_back_by_itself_after_a_crash(host):
 
 
 def test_the_internal_health_check_is_not_reachable(host):
-    status, _, _ = curl(host, f"https://{DOMAIN}/_meetops_web/prosody-health")
+    status, _unused, _unused = curl(host, f"https://{DOMAIN}/_meetops_web/prosody-health")
     assert status == 404
 
 
@@ -424,7 +424,7 @@ def test_a_refused_change_fails_with_nginxs_reason_and_the_old_configuration_kee
     assert host.run("nginx -t").rc == 0
     assert host.run("ls /etc/nginx/*~ /etc/nginx/*/*~ 2>/dev/null").stdout == ""
     assert wait_for_health(host, want_ok=True) == 200
-    status, headers, _ = curl(host, f"https://{DOMAIN}/config.js")
+    status, headers, _unused = curl(host, f"https://{DOMAIN}/config.js")
     assert (status, headers["x-jitsi-shard"]) == (200, name(host))
 
 

@@ -87,7 +87,7 @@ def test_a_name_far_from_every_known_one_has_no_suggestion():
 
 
 def test_internal_roles_give_no_prefix():
-    _, prefixes = known_variables()
+    _unused, prefixes = known_variables()
     assert "_common_" not in prefixes
     assert prefixes.index("prosody_jvb_") < prefixes.index("prosody_")
 

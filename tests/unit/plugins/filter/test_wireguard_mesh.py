@@ -438,14 +438,14 @@ def test_other_bad_input(hosts: Any, fragment: str) -> None:
 # Properties
 # ---------------------------------------------------------------------------------------------
 
-NETWORKS = [
+NETWORKS = (
     "10.99.0.0/24",
     "10.99.0.0/28",
     "192.168.7.0/29",
     "172.16.0.0/31",
     "fd00:99::/120",
     "fd00:99::/64",
-]
+)
 NAMES = st.text(min_size=1, max_size=8)
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -479,7 +479,7 @@ def pool(net: netaddr.IPNetwork) -> st.SearchStrategy[netaddr.IPAddress]:
 
 @st.composite
 def meshes(
-    draw: st.DrawFn, max_hosts: int = 10, networks: list[str] = NETWORKS
+    draw: st.DrawFn, max_hosts: int = 10, networks: tuple[str, ...] = NETWORKS
 ) -> tuple[str, dict[str, Any]]:
     """A network and a valid mesh input: random names, pins, current addresses, ports, endpoints."""
     network = draw(st.sampled_from(networks))
@@ -570,7 +570,7 @@ def test_property_peers_are_all_other_hosts_symmetrically(case: tuple[str, dict[
             assert peer["public_key"] == hosts[other]["public_key"]
             assert peer["allowed_ips"] == [f"{result[other]['ip']}/{width(net)}"]
             assert peer["persistent_keepalive"] == 25
-            host, _, port = peer["endpoint"].rpartition(":")
+            host, _unused, port = peer["endpoint"].rpartition(":")
             assert int(port) == result[other]["listen_port"]
             assert host.strip("[]") == hosts[other]["endpoint"]
             assert any(p["name"] == name for p in result[other]["peers"])  # symmetry

@@ -70,7 +70,7 @@ def test_primary_fingerprints_match_gnupg(data: bytes, fingerprints: list[str]):
 
 def test_subkey_is_not_reported_but_has_gnupgs_fingerprint():
     found = _openpgp.packets(binary(K3_ASC))
-    assert [tag for tag, _ in found] == [6, 13, 2, 14, 2]  # key, user id, sig, subkey, binding sig
+    assert [tag for tag, _unused in found] == [6, 13, 2, 14, 2]  # key, user id, sig, subkey, binding sig
     assert K3_SUBKEY_FPR not in _openpgp.primary_fingerprints(K3_ASC.encode())
     [subkey] = [body for tag, body in found if tag == 14]
     assert _openpgp.fingerprint(subkey) == K3_SUBKEY_FPR

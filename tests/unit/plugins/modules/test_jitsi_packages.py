@@ -542,7 +542,7 @@ class FakeHost:
             word for index, word in enumerate(args) if not word.startswith("-") and args[index - 1] != "-o"
         ]
         for word in words:
-            name, _, version = word.partition("=")
+            name, _unused, version = word.partition("=")
             if not version and name in self.debian:
                 version = self.debian[name]
             elif version not in self.known.get(name, []):
@@ -583,7 +583,7 @@ class FakeHost:
 
     def apt_get_download(self, args: list[str], cwd: str | None, **_kwargs: Any) -> tuple[int, str, str]:
         assert args[:3] == ["-q", "-o", "APT::Sandbox::User=root"]
-        name, _, version = args[3].partition("=")
+        name, _unused, version = args[3].partition("=")
         if version not in self.known.get(name, []):
             return 100, "", f"E: Version '{version}' for '{name}' was not found\n"
         assert cwd is not None
@@ -753,7 +753,7 @@ def test_a_failed_download_puts_the_repository_files_back(host: FakeHost, capsys
 def test_another_roles_pins_in_the_shared_file_stay(host: FakeHost, capsys: pytest.CaptureFixture):
     """jicofo, jvb and web each call the module for their own package; the pins file is shared."""
     run_module(host, capsys)
-    _, _, pins = paths(host)
+    _unused, _unused, pins = paths(host)
     pins.write_text(mod.preferences_text([("jicofo", PIN), ("jitsi-meet-web", "1.0.9365-1")]))
     result = run_module(host, capsys)
     assert "write the version pins" not in result["actions"], result["actions"]

@@ -553,7 +553,7 @@ def test_module_changed_password_check_mode_then_real(prosody: FakeProsody, caps
     assert prosody.calls == []
     result = run_module(prosody, capsys, password="second-Pass")
     assert (result["changed"], result["password_changed"], result["created"]) == (True, True, False)
-    assert [argv[3] for argv, _ in prosody.calls] == ["register"]
+    assert [argv[3] for argv, _unused in prosody.calls] == ["register"]
     assert mod.password_matches(mod.parse_lua_data(prosody.account.read_text()), "second-Pass")
 
 
@@ -573,7 +573,7 @@ def test_module_removes_and_is_then_idempotent(prosody: FakeProsody, capsys: pyt
     assert prosody.account.exists()
     result = run_module(prosody, capsys, state="absent")
     assert (result["changed"], result["removed"]) == (True, True)
-    assert [argv[3:] for argv, _ in prosody.calls] == [["unregister", "focus", "auth.example.test"]]
+    assert [argv[3:] for argv, _unused in prosody.calls] == [["unregister", "focus", "auth.example.test"]]
     assert not prosody.account.exists()
     assert run_module(prosody, capsys, state="absent")["changed"] is False
 

@@ -597,7 +597,7 @@ class FakeXmppServer:
         )
         response = peer.next()
         client_final = base64.b64decode(response.text or "").decode()
-        without_proof, _, proof_b64 = client_final.rpartition(",p=")
+        without_proof, _unused, proof_b64 = client_final.rpartition(",p=")
         salted = hashlib.pbkdf2_hmac(hash_name, self.options.password.encode(), salt, 4096)
         stored_key = hashlib.new(hash_name, hmac.new(salted, b"Client Key", hash_name).digest()).digest()
         server_key = hmac.new(salted, b"Server Key", hash_name).digest()
@@ -647,7 +647,7 @@ class FakeXmppServer:
 
     def room_presence(self, peer: Peer, stanza: ET.Element, jid: str) -> None:
         to = stanza.get("to", "")
-        room, _, nick = to.partition("/")
+        room, _unused, nick = to.partition("/")
         assert room == ROOM
         if stanza.get("type") == "unavailable":
             self.seen.left_room = True
