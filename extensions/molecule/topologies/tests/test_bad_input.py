@@ -87,7 +87,8 @@ def test_bad_input_fails_in_the_validation_pass_naming_the_variable(host, case, 
     result = run_playbook(PLAYBOOK, "--limit", SINGLE, extra_vars=extra_vars)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"{case}: the run succeeded\n{output[-3000:]}"
-    failures = "\n".join(re.findall(r"^(?:fatal|failed): .*$", output, re.MULTILINE))
+    # Each failed result, with the lines it continues on (a debug task's result is printed over several).
+    failures = "\n".join(re.findall(r"^(?:fatal|failed): .*?(?=\n\S|\Z)", output, re.MULTILINE | re.DOTALL))
     for name in named:
         assert name in failures, f"{case}: {name!r} is not named in\n{failures or output[-3000:]}"
     # The deployment play never started: the failure is in the validation pass.
