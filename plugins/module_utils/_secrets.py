@@ -5,7 +5,8 @@
 The one convention of the collection, used by the ``meetops.jitsi.secret`` lookup (every role), the tests
 and the benchmarks: a deployment's passwords live on the controller in
 ``<directory>/<namespace>/passwords/<account>``, one file per account, made once and never in the
-inventory; its internal CA lives in ``<directory>/<namespace>/ca``.
+inventory. (The internal CA lives beside them in ``<directory>/<namespace>/ca``; the roles still spell
+that path themselves.)
 """
 
 from __future__ import annotations
@@ -49,7 +50,3 @@ def password_path(directory: str, namespace: str, account: str) -> str:
     base = namespace_dir(directory, namespace)
     return os.path.join(base, "passwords", _component(account, "account", "focus@auth.meet.example.com"))
 
-
-def ca_dir(directory: str, namespace: str) -> str:
-    """Return the directory of the deployment's internal CA (``<directory>/<namespace>/ca``)."""
-    return os.path.join(namespace_dir(directory, namespace), "ca")

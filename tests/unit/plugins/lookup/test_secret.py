@@ -15,7 +15,6 @@ from ansible.plugins.loader import lookup_loader
 from ansible_collections.meetops.jitsi.plugins.module_utils._secrets import (
     PASSWORD_LENGTH,
     SecretPathError,
-    ca_dir,
     password_path,
 )
 
@@ -30,7 +29,6 @@ def test_layout_is_directory_namespace_passwords_account(tmp_path: Path):
     assert password_path(str(tmp_path), "meet.example.com", "focus@auth.meet.example.com") == str(
         tmp_path / "meet.example.com" / "passwords" / "focus@auth.meet.example.com"
     )
-    assert ca_dir(str(tmp_path), "meet.example.com") == str(tmp_path / "meet.example.com" / "ca")
 
 
 def test_a_new_password_is_made_once_and_kept(tmp_path: Path):
