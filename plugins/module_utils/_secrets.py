@@ -49,4 +49,3 @@ def password_path(directory: str, namespace: str, account: str) -> str:
     """Return the file of ACCOUNT's password: ``<directory>/<namespace>/passwords/<account>``."""
     base = namespace_dir(directory, namespace)
     return os.path.join(base, "passwords", _component(account, "account", "focus@auth.meet.example.com"))
-
