@@ -26,6 +26,9 @@ CONFIG_JS = f"/etc/jitsi/meet/{DOMAIN}-config.js"
 CERT = f"/etc/jitsi/meet/tls/{DOMAIN}.crt"
 CA = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / DOMAIN / "ca" / "ca.crt"
 CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
+# Port 443 is shared with TURN over TLS here: a TLS client offering no ALPN reaches coturn, so openssl offers
+# http/1.1 as a browser does (curl and the websocket probe do too).
+S_CLIENT = f"openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} -alpn http/1.1"
 BOSH_OPEN = (
     f"<body content='text/xml; charset=utf-8' hold='1' rid='1573741820' to='{DOMAIN}' ver='1.6' "
     "wait='10' xml:lang='en' xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' "
@@ -126,34 +129,24 @@ def test_certificate_names_and_issuer(host):
 
 @pytest.mark.parametrize("protocol", ["tls1_2", "tls1_3"])
 def test_tls_12_and_13_are_accepted(host, protocol):
-    out = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} -{protocol} </dev/null 2>&1"
-    ).stdout
+    out = host.run(f"{S_CLIENT} -{protocol} </dev/null 2>&1").stdout
     assert "Verify return code: 0 (ok)" in out
     assert re.search(r"New, TLSv1\.[23], Cipher is (ECDHE|TLS_)", out), out
 
 
 def test_tls_11_is_refused(host):
     # SECLEVEL=0 lets this openssl offer TLS 1.1 at all; the server must still refuse it.
-    cmd = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' "
-        "</dev/null 2>&1"
-    )
+    cmd = host.run(f"{S_CLIENT} -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1")
     assert cmd.rc != 0
     assert "alert protocol version" in cmd.stdout, cmd.stdout
 
 
 def test_no_session_tickets_and_only_mozilla_intermediate_ciphers(host):
-    out = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} -tls1_2 </dev/null 2>&1"
-    ).stdout
+    out = host.run(f"{S_CLIENT} -tls1_2 </dev/null 2>&1").stdout
     assert "Verify return code: 0 (ok)" in out
     assert "TLS session ticket:" not in out
     # A forward-secret CBC suite: nginx's default (HIGH:!aNULL:!MD5) takes it, Mozilla's intermediate not.
-    cmd = host.run(
-        f"openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} -tls1_2 "
-        "-cipher 'ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' </dev/null 2>&1"
-    )
+    cmd = host.run(f"{S_CLIENT} -tls1_2 -cipher 'ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' </dev/null 2>&1")
     assert cmd.rc != 0
     assert "alert handshake failure" in cmd.stdout, cmd.stdout
 
@@ -171,7 +164,8 @@ def test_config_js_holds_the_deployment(host):
     assert config["websocket"] == f"wss://{DOMAIN}/xmpp-websocket"
     assert config["focusUserJid"] == f"focus@auth.{DOMAIN}"
     # web_config_overrides, merged recursively: the role's hosts keys stay.
-    assert config["p2p"] == {"enabled": False}
+    # web_config_overrides merged with web_stun_servers (the deployment's own STUN for peer-to-peer calls).
+    assert config["p2p"] == {"enabled": False, "stunServers": [{"urls": f"stun:{DOMAIN}:3478"}]}
     assert config["hosts"]["anonymousdomain"] == f"guest.{DOMAIN}"
     assert config["conferenceRequestUrl"] == f"https://{DOMAIN}/conference-request/v1"
     # The file names the tenant through server-side includes, which are empty at the root.
@@ -430,7 +424,7 @@ def test_a_refused_change_fails_with_nginxs_reason_and_the_old_configuration_kee
 
 def served_serial(host) -> str:
     return host.check_output(
-        f"echo | openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} 2>/dev/null"
+        f"echo | openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} -alpn http/1.1 2>/dev/null"
         " | openssl x509 -noout -serial"
     )
 
