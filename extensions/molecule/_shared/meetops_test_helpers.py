@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,13 @@ def run_playbook(
     return subprocess.run(
         argv, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
     )
+
+
+def verify_table(output: str) -> dict[tuple[str, str, str], str]:
+    """(host, component, check) -> status, from the table playbooks/verify.yml prints."""
+    rows = {}
+    for line in re.findall(r'^\s*"(.+)",?$', output, re.M):
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 4 and cells[3] in ("ok", "FAIL", "not installed"):
+            rows[(cells[0], cells[1], cells[2])] = cells[3]
+    return rows

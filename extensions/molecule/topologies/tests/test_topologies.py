@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 from pathlib import Path
 
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import run_module, run_playbook
+from meetops_test_helpers import run_module, run_playbook, verify_table
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 SINGLE = RUNNER.get_hosts("jitsi")[0]
@@ -29,21 +28,11 @@ def node(name: str):
     return testinfra.get_host(f"podman://{name}")
 
 
-def table(output: str) -> dict[tuple[str, str, str], str]:
-    """(host, component, check) -> status, from the table verify.yml prints."""
-    rows = {}
-    for line in re.findall(r'^\s*"(.+)",?$', output, re.M):
-        cells = re.split(r"\s{2,}", line.strip())
-        if len(cells) >= 4 and cells[3] in ("ok", "FAIL", "not installed"):
-            rows[(cells[0], cells[1], cells[2])] = cells[3]
-    return rows
-
-
 @pytest.fixture(scope="module")
 def verified() -> tuple[int, str, dict]:
     result = run_playbook(VERIFY)
     output = result.stdout + result.stderr
-    return result.returncode, output, table(output)
+    return result.returncode, output, verify_table(output)
 
 
 def test_verify_passes_and_names_what_is_not_installed(verified):
@@ -144,7 +133,7 @@ def test_a_stopped_prosody_fails_verify_naming_the_host_and_the_check():
         signal.check_output("systemctl start prosody")
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    rows = table(output)
+    rows = verify_table(output)
     assert rows[(SIGNAL, "prosody prosody", "service prosody.service")] == "FAIL"
     assert f"{SIGNAL} / prosody prosody / service prosody.service" in output
     # The other deployment is unaffected.

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import INVENTORY, run_playbook, stored_password
+from meetops_test_helpers import INVENTORY, run_playbook, stored_password, verify_table
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 testinfra_hosts = sorted(RUNNER.get_hosts("all"))
 
 DOMAIN = "meet.example.test"
 CONVERGE = str(Path(__file__).resolve().parents[1] / "converge.yml")
+VERIFY = str(Path(__file__).resolve().parents[4] / "playbooks" / "verify.yml")
 CONF = "/etc/turnserver.conf"
 PEER_PORT = 3480
 TTL = 600
@@ -208,3 +209,24 @@ def test_a_bad_peer_range_is_refused_naming_the_variable_before_the_host_changes
     assert result.returncode != 0
     assert "coturn_allowed_peer_ips: '10.0.0.0/33' is not an IP address" in output, output[-3000:]
     assert host.file(CONF).content_string == before
+
+
+def test_verify_asks_the_running_coturn(host):
+    name = host.backend.get_hostname()
+    result = run_playbook(VERIFY, "--limit", name)
+    output = result.stdout + result.stderr
+    rows = verify_table(output)
+    assert result.returncode == 0, output[-3000:]
+    assert rows[(name, "coturn", "service coturn")] == "ok"
+    assert rows[(name, "coturn", "STUN binding on port 3478")] == "ok", output[-3000:]
+    assert rows[(name, "coturn", "TURN over TLS on port 5349")] == "ok", output[-3000:]
+    # Stopped, coturn fails all three.
+    host.check_output("systemctl stop coturn")
+    try:
+        result = run_playbook(VERIFY, "--limit", name)
+        rows = verify_table(result.stdout + result.stderr)
+        assert result.returncode != 0
+        statuses = {status for (_host, component, _check), status in rows.items() if component == "coturn"}
+        assert statuses == {"FAIL"}
+    finally:
+        host.check_output("systemctl start coturn")
