@@ -230,3 +230,19 @@ def test_verify_asks_the_running_coturn(host):
         assert statuses == {"FAIL"}
     finally:
         host.check_output("systemctl start coturn")
+
+
+def test_a_port_another_program_holds_is_refused_naming_both(host):
+    pid, before = coturn_pid(host), host.file(CONF).content_string
+    # nginx holds 443 here (the multiplexer).
+    result = run_playbook(
+        CONVERGE, "--limit", host.backend.get_hostname(), "--tags", "coturn_configure",
+        extra_vars={"coturn_tls_port": 443},
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert re.search(r"coturn_tls_port=443: port 443 is already held on this host by nginx \(tcp ", output), (
+        output[-3000:]
+    )
+    assert coturn_pid(host) == pid
+    assert host.file(CONF).content_string == before

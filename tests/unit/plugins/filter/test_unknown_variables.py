@@ -62,7 +62,8 @@ def test_every_collection_wide_variable_the_roles_read_is_listed():
         name
         for name in read
         if name.endswith("_")
-        or name.split("meetops_jitsi_")[1] in {"prosody", "jicofo", "jvb", "web", "haproxy", "wireguard"}
+        or name.split("meetops_jitsi_")[1]
+        in {"prosody", "jicofo", "jvb", "web", "haproxy", "wireguard", "coturn"}
     }
     assert read - facts <= COLLECTION_VARIABLES
 
