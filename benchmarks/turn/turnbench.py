@@ -126,7 +126,7 @@ class Ports:
     def socket(self, args: argparse.Namespace) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        for _ in range(LAST_PORT - self.first + 1):
+        for _unused in range(LAST_PORT - self.first + 1):
             port = self.next
             self.next = self.first if port >= LAST_PORT else port + 1
             try:
@@ -190,7 +190,7 @@ class Session:
         parsed = parse(data)
         if parsed is None or parsed[1] != self.tid:
             return
-        kind, _, attributes = parsed
+        kind, _unused, attributes = parsed
         method = self.method()
         if kind == method | ERROR:
             code = error_code(attributes)
@@ -239,7 +239,7 @@ class Session:
 def sessions_in_turn(args: argparse.Namespace, count: int, *, relay: bool) -> list[Session]:
     """Runs `count` sessions to their end, one after the other; raises TurnError at the first failure."""
     creds, ports, done = Credentials(args.secret), Ports(args.first_port), []
-    for _ in range(count):
+    for _unused in range(count):
         session = Session(args, creds, ports, relay=relay)
         session.send(time.monotonic())
         while not session.done:
@@ -279,7 +279,7 @@ def cmd_alloc(args: argparse.Namespace) -> dict:
             session.send(time.monotonic())
             launched += 1
         finished: list[tuple[Session, str | None]] = []
-        for key, _ in sel.select(0.05):
+        for key, _unused in sel.select(0.05):
             try:
                 key.data.receive()
             except TurnError as exc:
@@ -335,7 +335,7 @@ class Relay:
         self.sending = True
 
     def fill(self, sock: socket.socket, count: int) -> None:
-        for _ in range(count):
+        for _unused in range(count):
             try:
                 sock.send(self.packet)
             except (BlockingIOError, ConnectionRefusedError):
@@ -371,7 +371,7 @@ class Relay:
         measured, cpu1, client1 = self.args.seconds, cpu0, client0
         now = start
         while now < end + 0.5:  # half a second after the end for the echoes still on their way
-            for key, _ in sel.select(0.02):
+            for key, _unused in sel.select(0.02):
                 self.drain(key.fileobj)
             now = time.monotonic()
             if self.sending and now >= end:
@@ -440,15 +440,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         relay = json.loads((directory / "relay.json").read_text())
         run = json.loads((directory / "run.json").read_text())
         run["alloc"], run["relay"] = alloc, relay
-        run["metrics"] = {key: get(alloc, relay) for key, _, _, get in METRICS}
+        run["metrics"] = {key: get(alloc, relay) for key, _label, _fmt, get in METRICS}
         runs.append(run)
     medians: dict[str, dict[str, float]] = {}
     for setup in ("stock", "role"):
         values = [r["metrics"] for r in runs if r["setup"] == setup]
-        medians[setup] = {key: statistics.median(v[key] for v in values) for key, *_ in METRICS}
+        medians[setup] = {key: statistics.median(v[key] for v in values) for key, *_rest in METRICS}
     ratios = {
         key: medians["role"][key] / medians["stock"][key] if medians["stock"][key] else None
-        for key, *_ in METRICS
+        for key, *_rest in METRICS
     }
     # Also the ratio within each round (the two setups measured one right after the other).
     rounds = sorted({r["round"] for r in runs})
@@ -472,7 +472,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{meta.get('size')} B for {meta.get('seconds')} s)"
     )
     print(f"{'':26}{'stock':>10}  {'role':>10}  {'role/stock':>10}")
-    for key, label, fmt, _ in METRICS:
+    for key, label, fmt, _get in METRICS:
         ratio = "-" if ratios[key] is None else f"{ratios[key]:10.3f}"
         print(
             f"{label:26}{fmt.format(medians['stock'][key])}  {fmt.format(medians['role'][key])}  {ratio:>10}"
