@@ -64,7 +64,9 @@ class Connection(ConnectionBase):
         return process.returncode, process.stdout, process.stderr
 
     @ensure_connect
-    def exec_command(self, cmd: str, in_data: bytes | None = None, sudoable: bool = True) -> tuple[int, bytes, bytes]:
+    def exec_command(
+        self, cmd: str, in_data: bytes | None = None, sudoable: bool = True
+    ) -> tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         args = ["exec", "--interactive"]
         if self.get_option("remote_user"):
@@ -84,7 +86,8 @@ class Connection(ConnectionBase):
         if self.get_option("remote_user"):
             rc, _, stderr = self.exec_command(shlex.join(["chown", self.get_option("remote_user"), out_path]))
             if rc != 0:
-                raise AnsibleError(f"cannot give {out_path} to {self.get_option('remote_user')}: {to_text(stderr)}")
+                user = self.get_option("remote_user")
+                raise AnsibleError(f"cannot give {out_path} to {user}: {to_text(stderr)}")
 
     @ensure_connect
     def fetch_file(self, in_path: str, out_path: str) -> None:
