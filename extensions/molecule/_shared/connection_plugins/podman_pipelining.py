@@ -75,7 +75,7 @@ class Connection(ConnectionBase):
         return self._podman(args, in_data or b"")
 
     def _copy(self, source: str, destination: str) -> None:
-        rc, _, stderr = self._podman(["cp", source, destination])
+        rc, _stdout, stderr = self._podman(["cp", source, destination])
         if rc != 0:
             raise AnsibleError(f"podman cp {source} {destination} failed: {to_text(stderr).strip()}")
 
@@ -83,10 +83,10 @@ class Connection(ConnectionBase):
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
         self._copy(in_path, f"{self.get_option('remote_addr')}:{out_path}")
-        if self.get_option("remote_user"):
-            rc, _, stderr = self.exec_command(shlex.join(["chown", self.get_option("remote_user"), out_path]))
+        user = self.get_option("remote_user")
+        if user:
+            rc, _stdout, stderr = self.exec_command(shlex.join(["chown", user, out_path]))
             if rc != 0:
-                user = self.get_option("remote_user")
                 raise AnsibleError(f"cannot give {out_path} to {user}: {to_text(stderr)}")
 
     @ensure_connect
