@@ -1,6 +1,7 @@
 """Helpers the scenarios' verifiers share (on their path through extensions/molecule/config.yml).
 
-Run Ansible from a verifier: a module against one host, or a playbook against the scenario's inventory,
+Reach any host of the scenario with testinfra over the shared SSH connections (ssh_config). Run Ansible
+from a verifier: a module against one host, or a playbook against the scenario's inventory,
 with the output a test can read; read a generated password from the controller's store the way the
 roles do (meetops.jitsi.secret).
 """
@@ -14,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import testinfra
+
 # The collection itself (lab/env.sh puts its tree first on ANSIBLE_COLLECTIONS_PATH): the store's layout
 # comes from its module_utils, never from a copy here.
 _COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(":")
@@ -21,6 +24,8 @@ sys.path[:0] = [path for path in _COLLECTIONS if path and path not in sys.path]
 from ansible_collections.meetops.jitsi.plugins.module_utils._secrets import password_path
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+# How Ansible and testinfra reach the containers (extensions/molecule/config.yml points both at it).
+SSH_CONFIG = str(Path(__file__).with_name("ssh_config"))
 # One JSON document on stdout, without the timing callback the scenarios' ansible.cfg enables.
 JSON_OUTPUT = {
     "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
@@ -31,6 +36,11 @@ JSON_OUTPUT = {
 
 # The scenarios keep their generated secrets inside their own run (meetops_jitsi_secrets_dir).
 SECRETS_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "secrets"
+
+
+def on(name: str):
+    """testinfra's host NAME of the scenario, over its shared SSH connection."""
+    return testinfra.get_host(f"ssh://{name}", ssh_config=SSH_CONFIG)
 
 
 def stored_password_file(namespace: str, account: str) -> Path:

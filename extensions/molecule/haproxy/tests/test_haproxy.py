@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-import testinfra
 import testinfra.utils.ansible_runner
+from meetops_test_helpers import on
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -31,16 +31,12 @@ CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 CHECK_DEADLINE = 15
 
 
-def node(name: str):
-    return testinfra.get_host(f"podman://{name}")
-
-
 def address(name: str) -> str:
-    return node(name).check_output("hostname -I").split()[0]
+    return on(name).check_output("hostname -I").split()[0]
 
 
 def admin(name: str, command: str) -> str:
-    return node(name).check_output(f"echo {shlex.quote(command)} | socat -t 5 stdio {SOCKET}")
+    return on(name).check_output(f"echo {shlex.quote(command)} | socat -t 5 stdio {SOCKET}")
 
 
 def fetch(lb: str, paths: list[str], via: str | None = None) -> list[dict]:
@@ -53,7 +49,7 @@ def fetch(lb: str, paths: list[str], via: str | None = None) -> list[dict]:
         "|%header{x-seen-forwarded-for}\\n' "
         f'"https://{DOMAIN}$p" || echo "curl-failed|||"; done'
     )
-    cmd = node(via or lb).run(f"bash -c {shlex.quote(script)} <<'EOF'\n" + "\n".join(paths) + "\nEOF")
+    cmd = on(via or lb).run(f"bash -c {shlex.quote(script)} <<'EOF'\n" + "\n".join(paths) + "\nEOF")
     assert cmd.rc == 0, cmd.stderr
     results = []
     for path, line in zip(paths, cmd.stdout.splitlines(), strict=True):
@@ -95,7 +91,7 @@ def wait_for(what: str, condition, deadline: float = CHECK_DEADLINE) -> float:
 
 
 def master_pid(lb: str) -> str:
-    return node(lb).check_output("systemctl show -p MainPID --value haproxy")
+    return on(lb).check_output("systemctl show -p MainPID --value haproxy")
 
 
 def run_role(**extra_vars) -> subprocess.CompletedProcess:
@@ -153,7 +149,7 @@ def test_both_shards_are_up_and_checked_over_tls(host):
     assert set(state) == set(BACKENDS)
     assert {s["op_state"] for s in state.values()} == {2}, state
     # The health checks arrive at the shards' nginx over TLS with the public domain as Host.
-    log = node(BACKENDS[0]).check_output("grep -c 'GET /about/health' /var/log/nginx/access.log || true")
+    log = on(BACKENDS[0]).check_output("grep -c 'GET /about/health' /var/log/nginx/access.log || true")
     assert int(log) > 0
 
 
@@ -167,7 +163,7 @@ def test_frontend_certificate_verifies_and_headers_are_forwarded(lb):
 
 @pytest.mark.parametrize("lb", LBS)
 def test_plain_http_redirects_to_https(lb):
-    out = node(LBS[0]).check_output(
+    out = on(LBS[0]).check_output(
         f"curl -sS -o /dev/null -w '%{{http_code}} %{{redirect_url}}' --resolve {DOMAIN}:80:{address(lb)} "
         f"'http://{DOMAIN}/someroom?x=1'"
     )
@@ -253,7 +249,7 @@ def test_unhealthy_shard_loses_its_rooms_and_comes_back():
     moved = [room for room, shard in zip(candidates, landed, strict=True) if shard == down]
     assert len(moved) >= 3, moved
     wait_for("peer sync", lambda: set(moved) <= set(table(LBS[1])), 5)
-    node(down).check_output("systemctl stop nginx")
+    on(down).check_output("systemctl stop nginx")
     try:
         for lb in LBS:
             seconds = wait_for(f"{down} down on {lb}", lambda lb=lb: servers(lb)[down]["op_state"] == 0)
@@ -263,7 +259,7 @@ def test_unhealthy_shard_loses_its_rooms_and_comes_back():
             # Its rooms go to the healthy shard too, and the stick table now says so.
             assert shards(lb, [f"/{r}" for r in moved]) == [other] * len(moved)
     finally:
-        node(down).check_output("systemctl start nginx")
+        on(down).check_output("systemctl start nginx")
     for lb in LBS:
         seconds = wait_for(f"{down} up on {lb}", lambda lb=lb: servers(lb)[down]["op_state"] == 2)
         print(f"{down} back up on {lb} after {seconds:.1f} s")
@@ -280,18 +276,18 @@ def test_reload_keeps_connections_and_the_stick_table(lb):
     before = table(lb)
     pid = master_pid(lb)
     # A download of about 8 s through HAProxy, running while it reloads.
-    node(lb).check_output(
+    on(lb).check_output(
         f"nohup curl -sS --resolve {DOMAIN}:443:{address(lb)} -o /tmp/slow.bin -w '%{{http_code}}' "
         f"https://{DOMAIN}/slow > /tmp/slow.out 2>&1 & echo $! > /tmp/slow.pid"
     )
     time.sleep(2)
-    node(lb).check_output("systemctl reload haproxy")
+    on(lb).check_output("systemctl reload haproxy")
     assert master_pid(lb) == pid
-    node(lb).check_output(
+    on(lb).check_output(
         "timeout 60 sh -c 'while kill -0 $(cat /tmp/slow.pid); do sleep 0.5; done' 2>/dev/null"
     )
-    assert node(lb).file("/tmp/slow.out").content_string == "200"
-    assert node(lb).file("/tmp/slow.bin").size == 262144
+    assert on(lb).file("/tmp/slow.out").content_string == "200"
+    assert on(lb).file("/tmp/slow.bin").size == 262144
     assert before.items() <= table(lb).items()
 
 
@@ -330,7 +326,7 @@ def test_drained_shard_keeps_its_rooms_and_takes_no_new_ones():
 
 
 def test_bad_configuration_fails_with_haproxys_reason_and_the_old_one_keeps_serving():
-    configs = {lb: node(lb).file("/etc/haproxy/haproxy.cfg").content_string for lb in LBS}
+    configs = {lb: on(lb).file("/etc/haproxy/haproxy.cfg").content_string for lb in LBS}
     pids = {lb: master_pid(lb) for lb in LBS}
     result = run_role(haproxy_hash_function="nosuchhash")
     output = result.stdout + result.stderr
@@ -340,7 +336,7 @@ def test_bad_configuration_fails_with_haproxys_reason_and_the_old_one_keeps_serv
     assert message, output[-3000:]
     assert "'hash-type' only supports" in message.group(0), output[-3000:]
     for lb in LBS:
-        assert node(lb).file("/etc/haproxy/haproxy.cfg").content_string == configs[lb]
+        assert on(lb).file("/etc/haproxy/haproxy.cfg").content_string == configs[lb]
         assert master_pid(lb) == pids[lb]
-        assert node(lb).service("haproxy").is_running
+        assert on(lb).service("haproxy").is_running
         fetch(lb, ["/?room=still-serving"])

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import testinfra
 import yaml
-from meetops_test_helpers import run_playbook
+from meetops_test_helpers import on, run_playbook
 
 SERVER = "jitsi_repository-server"
 BRIDGE = "jitsi_repository-bridge"
@@ -75,10 +74,6 @@ FIXTURE_PACKAGES = [pin.package for pin in PINS] + [PLUGINS_PACKAGE]
 FIRST = {pin.variable: pin.first for pin in PINS}
 SECOND = {pin.variable: pin.second for pin in PINS}
 INSTALL_TAGS = ",".join(f"{pin.role}_install" for pin in PINS)
-
-
-def on(name: str):
-    return testinfra.get_host(f"podman://{name}")
 
 
 def name(host) -> str:

@@ -19,10 +19,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import testinfra
 import testinfra.utils.ansible_runner
 import yaml
-from meetops_test_helpers import SECRETS_DIR, stored_password
+from meetops_test_helpers import SECRETS_DIR, on, stored_password
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -92,7 +91,7 @@ def parse(host, path: str) -> dict:
 
 @cache
 def conf(hostname: str, instance: str) -> dict:
-    return parse(testinfra.get_host(f"podman://{hostname}"), f"{CONFIG_ROOT}/{instance}/jvb.conf")
+    return parse(on(hostname), f"{CONFIG_ROOT}/{instance}/jvb.conf")
 
 
 def leaf_paths(tree: dict, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -340,7 +339,7 @@ def test_checker_refuses_what_the_bridge_would_drop_silently(host):
 def test_a_refused_candidate_leaves_the_configuration_alone():
     """One host is enough: the checker itself runs on both releases in the test above."""
     hostname = testinfra_hosts[0]
-    host = testinfra.get_host(f"podman://{hostname}")
+    host = on(hostname)
     path = f"{CONFIG_ROOT}/jvb1/jvb.conf"
     before = host.file(path).content_string
     result = run_converge(
@@ -358,7 +357,7 @@ def test_a_refused_candidate_leaves_the_configuration_alone():
 
 
 def test_fewer_instances_remove_the_last_ones_and_more_bring_them_back():
-    hosts = {hostname: testinfra.get_host(f"podman://{hostname}") for hostname in testinfra_hosts}
+    hosts = {hostname: on(hostname) for hostname in testinfra_hosts}
     before = {
         hostname: h.file(f"{CONFIG_ROOT}/jvb1/jvb.conf").content_string for hostname, h in hosts.items()
     }

@@ -19,10 +19,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import testinfra
 import testinfra.utils.ansible_runner
 import yaml
-from meetops_test_helpers import run_playbook
+from meetops_test_helpers import on, run_playbook
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -70,10 +69,6 @@ while True:
     data, peer = s.recvfrom(2048)
     s.sendto(data, peer)
 """
-
-
-def on(name: str):
-    return testinfra.get_host(f"podman://{name}")
 
 
 def name(host) -> str:

@@ -16,9 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import run_playbook
+from meetops_test_helpers import on, run_playbook
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 LBS = sorted(RUNNER.get_hosts("haproxy"))
@@ -33,13 +32,9 @@ STATE_TIMEOUT = 30
 testinfra_hosts = LBS[:1]
 
 
-def node(name: str):
-    return testinfra.get_host(f"podman://{name}")
-
-
 @pytest.fixture(scope="module")
 def addresses() -> dict[str, str]:
-    return {lb: node(lb).check_output("hostname -I").split()[0] for lb in LBS}
+    return {lb: on(lb).check_output("hostname -I").split()[0] for lb in LBS}
 
 
 def unique_rooms(count: int, prefix: str) -> list[str]:
@@ -54,7 +49,7 @@ def served_by(via: str, address: str, paths: list[str]) -> list[tuple[int, str]]
         f"-w '%{{http_code}} %header{{x-jitsi-shard}}\\n' {shlex.quote(f'https://{DOMAIN}{path}')}"
         for path in paths
     )
-    output = node(via).check_output(f"sh -c {shlex.quote(script)}")
+    output = on(via).check_output(f"sh -c {shlex.quote(script)}")
     results = []
     for line in output.splitlines():
         status, _unused, shard = line.partition(" ")
@@ -65,7 +60,7 @@ def served_by(via: str, address: str, paths: list[str]) -> list[tuple[int, str]]
 
 def shard_states(lb: str) -> dict[str, str]:
     """Backend server name -> status (UP, DOWN, ...) from the admin socket's 'show stat'."""
-    csv = node(lb).check_output(f"echo 'show stat' | socat stdio {ADMIN_SOCKET}")
+    csv = on(lb).check_output(f"echo 'show stat' | socat stdio {ADMIN_SOCKET}")
     lines = csv.splitlines()
     header = lines[0].lstrip("# ").split(",")
     states = {}
@@ -89,7 +84,7 @@ def wait_for_state(shard: str, wanted: str) -> None:
 
 def stick_entries(lb: str) -> dict[str, str]:
     """Room key -> server of every HAProxy stick table, read on the admin socket."""
-    host = node(lb)
+    host = on(lb)
     tables = [
         line.split()[2].rstrip(",")
         for line in host.check_output(f"echo 'show table' | socat stdio {ADMIN_SOCKET}").splitlines()
@@ -176,7 +171,7 @@ def test_verify_passes_on_the_sharded_lab_and_both_peers_agree() -> None:
 
 
 def test_verify_fails_naming_the_shard_whose_prosody_stopped() -> None:
-    shard = node(SHARDS[1])
+    shard = on(SHARDS[1])
     shard.check_output("systemctl stop prosody")
     try:
         result = run_playbook(VERIFY)
@@ -192,7 +187,7 @@ def test_a_failed_shard_gets_no_new_rooms_until_it_recovers(
     addresses: dict[str, str], shard_index: int, service: str
 ) -> None:
     failed, healthy = SHARDS[shard_index], SHARDS[1 - shard_index]
-    node(failed).check_output(f"systemctl stop {service}")
+    on(failed).check_output(f"systemctl stop {service}")
     try:
         wait_for_state(failed, "DOWN")
         rooms = unique_rooms(20, f"failover-{service}")
@@ -201,7 +196,7 @@ def test_a_failed_shard_gets_no_new_rooms_until_it_recovers(
         assert {shard for _unused, shard in results} == {healthy}, results
         assert {status for status, _unused in results} == {200}, results
     finally:
-        node(failed).check_output(f"systemctl start {service}")
+        on(failed).check_output(f"systemctl start {service}")
     wait_for_state(failed, "UP")
     rooms = unique_rooms(30, f"recovered-{service}")
     results = served_by(LBS[0], addresses[LBS[0]], [f"/http-bind?room={room}" for room in rooms])

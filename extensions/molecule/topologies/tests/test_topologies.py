@@ -9,9 +9,8 @@ import shlex
 from pathlib import Path
 
 import pytest
-import testinfra
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import run_module, run_playbook, verify_table
+from meetops_test_helpers import on, run_module, run_playbook, verify_table
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 SINGLE = RUNNER.get_hosts("jitsi")[0]
@@ -22,10 +21,6 @@ VERIFY = str(Path(__file__).resolve().parents[4] / "playbooks" / "verify.yml")
 
 # Runs once; the tests reach the hosts themselves.
 testinfra_hosts = [BRIDGE]
-
-
-def node(name: str):
-    return testinfra.get_host(f"podman://{name}")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +102,7 @@ def login_as_a_bridge_would(settings: dict) -> None:
 
 
 def test_openssl_verifies_the_bridge_prosody_from_the_bridge_host(host):
-    signal_address = node(SIGNAL).check_output("hostname -I").split()[0]
+    signal_address = on(SIGNAL).check_output("hostname -I").split()[0]
     cmd = host.run(
         f"echo | openssl s_client -starttls xmpp -xmpphost auth.jvb.{DOMAIN} -connect {signal_address}:6222 "
         f"-verify_return_error -verify_hostname auth.jvb.{DOMAIN} 2>&1"
@@ -125,7 +120,7 @@ def test_the_bridge_hosts_java_trust_store_holds_the_ca(host):
 
 
 def test_a_stopped_prosody_fails_verify_naming_the_host_and_the_check():
-    signal = node(SIGNAL)
+    signal = on(SIGNAL)
     signal.check_output("systemctl stop prosody")
     try:
         result = run_playbook(VERIFY)
