@@ -39,6 +39,19 @@ options:
     type: list
     elements: str
     default: []
+  required_keys:
+    description:
+      - Keys that must be kernel parameters of this host. When one has no file under C(/proc/sys) (a typing
+        error, say), the module fails before anything changes, naming each such key and the closest key the
+        host has; the other keys keep being reported in RV(unsupported) as before.
+      - A key a container's network namespace hides from it is missing here too.
+    type: list
+    elements: str
+    default: []
+  required_keys_source:
+    description: Where the required keys come from (a variable's name), named in the failure.
+    type: str
+    default: required_keys
 extends_documentation_fragment:
   - ansible.builtin.files
   - ansible.builtin.action_common_attributes
@@ -92,6 +105,7 @@ path:
   sample: /etc/sysctl.d/60-meetops-jitsi.conf
 """
 
+import difflib
 import errno
 import os
 from collections.abc import Callable, Mapping
@@ -201,6 +215,40 @@ def apply_updates(updates: Mapping[str, str], root: str = PROC_SYS) -> list[str]
     return refused
 
 
+def all_keys(root: str = PROC_SYS) -> list[str]:
+    """Every kernel parameter under ROOT, in dotted form."""
+    keys = []
+    for directory, _subdirectories, files in os.walk(root):
+        prefix = os.path.relpath(directory, root).replace(os.sep, ".")
+        keys += [name if prefix == "." else f"{prefix}.{name}" for name in files]
+    return keys
+
+
+def missing_keys(keys: list[str], root: str = PROC_SYS) -> dict[str, str | None]:
+    """The KEYS this host has no parameter for, each with the closest key it has (or None)."""
+    missing = [key for key in keys if not os.path.isfile(proc_path(key, root))]
+    if not missing:
+        return {}
+    known = all_keys(root)
+    return {key: next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.8)), None) for key in missing}
+
+
+def missing_message(missing: Mapping[str, str | None], source: str) -> str:
+    """One failure message for the missing keys, with suggestions."""
+    parts = [
+        f"{key} is not a kernel parameter on this host (no {proc_path(key)})"
+        + (f"; did you mean {closest}?" if closest else "")
+        for key, closest in sorted(missing.items())
+    ]
+    listed = "; ".join(parts)
+    stop = " " if listed.endswith("?") else ". "
+    return (
+        f"{source}: {listed}{stop}Correct the key, or remove it; nothing was "
+        "changed. (A parameter that a container's network namespace hides is missing in the container too: "
+        "set it on the host.)"
+    )
+
+
 def validate_settings(settings: Mapping[str, object]) -> list[str]:
     """Return one message per key or value that cannot be a sysctl setting."""
     problems = []
@@ -219,6 +267,8 @@ def main() -> None:
             "path": {"type": "path", "default": "/etc/sysctl.d/60-meetops-jitsi.conf"},
             "apply": {"type": "bool", "default": True},
             "header": {"type": "list", "elements": "str", "default": []},
+            "required_keys": {"type": "list", "elements": "str", "default": []},
+            "required_keys_source": {"type": "str", "default": "required_keys"},
         },
         add_file_common_args=True,
         supports_check_mode=True,
@@ -229,6 +279,9 @@ def main() -> None:
     problems = validate_settings(settings)
     if problems:
         module.fail_json(msg="Invalid settings: " + "; ".join(problems))
+    missing = missing_keys(module.params["required_keys"])
+    if missing:
+        module.fail_json(msg=missing_message(missing, module.params["required_keys_source"]), missing=missing)
 
     todo = plan(settings)
     if not module.params["apply"]:

@@ -122,3 +122,28 @@ def test_validate_settings_names_the_bad_entry(settings, needle):
 
 def test_validate_settings_accepts_numbers_and_strings():
     assert mod.validate_settings({"net.core.somaxconn": 4096, "net.ipv4.ip_local_port_range": "1 2"}) == []
+
+
+def test_missing_keys_suggest_the_closest_key_of_the_host(proc: Path):
+    missing = mod.missing_keys(["net.core.somaxconn", "net.core.somaxcon", "vm.nothing_like_it"], str(proc))
+    assert missing == {"net.core.somaxcon": "net.core.somaxconn", "vm.nothing_like_it": None}
+
+
+def test_all_keys_are_dotted(proc: Path):
+    assert sorted(mod.all_keys(str(proc))) == [
+        "net.core.rmem_max",
+        "net.core.somaxconn",
+        "net.ipv4.ip_local_port_range",
+    ]
+
+
+def test_missing_message_names_the_source_each_key_and_the_suggestion():
+    message = mod.missing_message(
+        {"net.core.somaxcon": "net.core.somaxconn", "vm.x": None}, "os_tuning_sysctl_extra"
+    )
+    assert message.startswith(
+        "os_tuning_sysctl_extra: net.core.somaxcon is not a kernel parameter on this host"
+    )
+    assert "did you mean net.core.somaxconn?" in message
+    assert "vm.x is not a kernel parameter on this host (no /proc/sys/vm/x)." in message
+    assert "nothing was changed" in message
