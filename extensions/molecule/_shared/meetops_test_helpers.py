@@ -8,11 +8,14 @@ roles do (meetops.jitsi.secret).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import testinfra
@@ -41,6 +44,28 @@ SECRETS_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"
 def on(name: str):
     """testinfra's host NAME of the scenario, over its shared SSH connection."""
     return testinfra.get_host(f"ssh://{name}", ssh_config=SSH_CONFIG)
+
+
+def main_pid(host, unit: str) -> str:
+    """The main process of UNIT on HOST ("0" when it has none)."""
+    return host.check_output(f"systemctl show -p MainPID --value {shlex.quote(unit)}")
+
+
+def crash_and_wait_back(host, unit: str, timeout: float = 30) -> float:
+    """Kill UNIT's main process with SIGKILL, as a crash would; the seconds until systemd ran it again."""
+    before = main_pid(host, unit)
+    assert before != "0", f"{unit} is not running: {host.run(f'systemctl status {unit}').stdout}"
+    host.check_output(f"kill -KILL {before}")
+    start = time.monotonic()
+    while True:
+        now = main_pid(host, unit)
+        if now not in ("0", before) and host.service(unit).is_running:
+            return time.monotonic() - start
+        status = f"systemctl status {shlex.quote(unit)}"
+        assert time.monotonic() - start < timeout, (
+            f"{unit} did not come back within {timeout} s of a crash: {host.run(status).stdout}"
+        )
+        time.sleep(0.5)
 
 
 def stored_password_file(namespace: str, account: str) -> Path:
@@ -81,6 +106,51 @@ def run_playbook(
     return subprocess.run(
         argv, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
     )
+
+
+def pem_key_lines(pem: str) -> list[str]:
+    """The base64 lines of PEM private keys: each is enough to recognise its key (the armour is no secret)."""
+    return [line.strip() for line in pem.splitlines() if line.strip() and not line.startswith("-----")]
+
+
+def store_secrets() -> list[str]:
+    """Every secret in the scenario's controller store: the generated passwords (TURN's shared secret among
+    them) and the lines of the internal CAs' private keys."""
+    secrets = [path.read_text().split(" salt=")[0].strip() for path in SECRETS_DIR.glob("*/passwords/*")]
+    for key in SECRETS_DIR.glob("*/ca/*.key"):
+        secrets += pem_key_lines(key.read_text())
+    return sorted({secret for secret in secrets if len(secret) >= 8})
+
+
+def host_private_key_lines(host) -> list[str]:
+    """The lines of every private key the deployment put under /etc on HOST (the image's SSH host keys,
+    which are the lab's, aside)."""
+    found = host.run("grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc --exclude-dir=ssh").stdout
+    return [line for path in found.split() for line in pem_key_lines(host.file(path).content_string)]
+
+
+def files_with_secrets(host, secrets: list[str], readable_by_others: bool) -> list[str]:
+    """The files on HOST that hold any of SECRETS: those any user may read (outside /usr, /proc, /sys and
+    root's home), or with readable_by_others false every file under /etc."""
+    listing = "/root/.meetops-test-secrets"
+    encoded = base64.b64encode("\n".join(secrets).encode()).decode()
+    host.check_output(f"umask 077; echo {encoded} | base64 -d > {listing}")
+    try:
+        if readable_by_others:
+            search = (
+                "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /usr -o -path /root \\) "
+                "-prune -o -type f -perm -o=r -print0"
+            )
+        else:
+            search = "find /etc -type f -print0"
+        return host.run(f"{search} | xargs -0 -r grep -lF -f {listing}").stdout.split()
+    finally:
+        host.run(f"rm -f {listing}")
+
+
+def secrets_in(text: str, secrets: list[str]) -> list[str]:
+    """The SECRETS that TEXT contains, shortened so that a failure message does not print them whole."""
+    return [f"{secret[:3]}...({len(secret)} characters)" for secret in secrets if secret in text]
 
 
 def verify_table(output: str) -> dict[tuple[str, str, str], str]:

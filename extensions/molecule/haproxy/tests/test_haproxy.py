@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import on
+from meetops_test_helpers import crash_and_wait_back, on
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -235,6 +235,17 @@ def test_peers_hold_the_same_rooms():
     tables = [table(lb) for lb in LBS]
     assert len(tables[0]) > 100
     assert tables[0] == tables[1]
+
+
+def test_haproxy_comes_back_by_itself_after_a_crash_and_relearns_the_rooms():
+    """Debian's haproxy.service restarts HAProxy whatever ended it; the new process learns the stick table
+    from its peer, so every room stays on its shard."""
+    lb = LBS[1]
+    assert on(lb).check_output("systemctl show -p Restart --value haproxy") == "always"
+    rooms = table(LBS[0])
+    crash_and_wait_back(on(lb), "haproxy")
+    wait_for("the stick table learnt from the peer", lambda: table(lb) == table(LBS[0]), 15)
+    assert {room: table(lb).get(room) for room in rooms} == rooms
 
 
 def test_static_requests_are_not_remembered():

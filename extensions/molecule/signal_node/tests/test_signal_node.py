@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import time
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import SECRETS_DIR
+from meetops_test_helpers import SECRETS_DIR, crash_and_wait_back
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 testinfra_hosts = sorted(RUNNER.get_hosts("all"))
@@ -120,3 +121,19 @@ def test_jicofos_client_connection_logs_in_to_the_main_prosody(host):
         f"xmpp-probe login {client['username']}@{client['domain']} --port 5222"
     )
     assert cmd.rc == 0, cmd.stdout
+
+
+def test_the_bridge_prosody_comes_back_by_itself_after_a_crash(host):
+    """prosody-jvb's unit (the role's) restarts it after an abnormal end; a bridge logs in again."""
+    assert host.check_output("systemctl show -p Restart --value prosody-jvb") == "on-abnormal"
+    crash_and_wait_back(host, "prosody-jvb")
+    bridge = bridge_connections(host)[0]
+    login = (
+        f"XMPP_PASSWORD={shlex.quote(bridge['password'])} timeout 20 "
+        f"xmpp-probe login {bridge['username']}@{bridge['domain']} --host {shlex.quote(bridge['hostname'])} "
+        f"--port {int(bridge['port'])}"
+    )
+    deadline = time.monotonic() + 30
+    while (cmd := host.run(login)).rc != 0:
+        assert time.monotonic() < deadline, cmd.stdout + cmd.stderr
+        time.sleep(1)

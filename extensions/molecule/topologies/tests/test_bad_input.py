@@ -63,9 +63,27 @@ CASES = [
     ("ephemeral ports", {"os_tuning_ip_local_port_range": "80 90"}, ["os_tuning_ip_local_port_range"]),
     ("open files", {"os_tuning_nofile": 10}, ["os_tuning_nofile"]),
     (
+        "a kernel parameter the host does not have",
+        {"os_tuning_sysctl_extra": {"net.ipv4.tcp_keepalive_tme": 60}},
+        ["os_tuning_sysctl_extra", "did you mean net.ipv4.tcp_keepalive_time?"],
+    ),
+    (
         "a misspelt variable, with unknown variables made errors",
         {"meetops_jitsi_unknown_variables": "fail", "prosody_tcp_backlg": 4096},
         ["prosody_tcp_backlg", "did you mean prosody_tcp_backlog"],
+    ),
+    # Two services of the host given one port (the validation pass compares every role's ports).
+    ("Prosody's HTTP port on nginx's 443", {"prosody_http_ports": [443]}, ["prosody_http_ports", "port 443"]),
+    (
+        "bridge Prosody on the clients' port",
+        {"prosody_jvb_c2s_port": 5222},
+        ["prosody_jvb_c2s_port", "prosody_c2s_ports"],
+    ),
+    ("Jicofo's REST on a bridge's", {"jicofo_rest_port": 8080}, ["jicofo_rest_port", "rest_port_base"]),
+    (
+        "Prosody's two ports the same",
+        {"prosody_c2s_ports": [5280]},
+        ["prosody_c2s_ports", "prosody_http_ports"],
     ),
     (
         "unknown-variables mode",

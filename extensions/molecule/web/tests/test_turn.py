@@ -16,7 +16,18 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import INVENTORY, run_playbook, stored_password, verify_table
+from meetops_test_helpers import (
+    INVENTORY,
+    crash_and_wait_back,
+    files_with_secrets,
+    host_private_key_lines,
+    main_pid,
+    run_playbook,
+    secrets_in,
+    store_secrets,
+    stored_password,
+    verify_table,
+)
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 testinfra_hosts = sorted(RUNNER.get_hosts("all"))
@@ -178,12 +189,20 @@ def test_turnserver_conf_is_private_and_keeps_relays_off_internal_networks(host)
     assert f"static-auth-secret={stored_password(DOMAIN, 'turn')}" in lines
 
 
-def coturn_pid(host) -> str:
-    return host.check_output("systemctl show -p MainPID --value coturn")
+def test_coturn_comes_back_by_itself_after_a_crash(host, peer):
+    """The role's drop-in restarts coturn whatever ended it (Debian's unit gives up after a crash)."""
+    assert host.check_output("systemctl show -p Restart --value coturn") == "always"
+    assert host.check_output("systemctl show -p StartLimitBurst --value coturn") == "5"
+    crash_and_wait_back(host, "coturn")
+    username, password = credentials(host)
+    deadline = time.monotonic() + 20
+    while "tot_recv_msgs=10" not in (output := relay(host, "udp", peer, username, password)):
+        assert time.monotonic() < deadline, output
+        time.sleep(1)
 
 
 def test_a_value_coturn_refuses_leaves_the_running_coturn_and_its_file(host, peer):
-    pid, before = coturn_pid(host), host.file(CONF).content_string
+    pid, before = main_pid(host, "coturn"), host.file(CONF).content_string
     result = run_playbook(
         CONVERGE, "--limit", host.backend.get_hostname(), "--tags", "coturn_configure",
         extra_vars={"coturn_custom_config": "no-such-option=1"},
@@ -193,7 +212,7 @@ def test_a_value_coturn_refuses_leaves_the_running_coturn_and_its_file(host, pee
     # coturn's own words, from the throwaway coturn that read the candidate.
     assert "Bad configuration format: no-such-option" in output, output[-3000:]
     assert "the running coturn and its file are untouched" in output
-    assert coturn_pid(host) == pid
+    assert main_pid(host, "coturn") == pid
     assert host.file(CONF).content_string == before
     username, password = credentials(host)
     assert "tot_recv_msgs=10" in relay(host, "udp", peer, username, password)
@@ -233,7 +252,7 @@ def test_verify_asks_the_running_coturn(host):
 
 
 def test_a_port_another_program_holds_is_refused_naming_both(host):
-    pid, before = coturn_pid(host), host.file(CONF).content_string
+    pid, before = main_pid(host, "coturn"), host.file(CONF).content_string
     # nginx holds 443 here (the multiplexer).
     result = run_playbook(
         CONVERGE, "--limit", host.backend.get_hostname(), "--tags", "coturn_configure",
@@ -244,5 +263,23 @@ def test_a_port_another_program_holds_is_refused_naming_both(host):
     assert re.search(r"coturn_tls_port=443: port 443 is already held on this host by nginx \(tcp ", output), (
         output[-3000:]
     )
-    assert coturn_pid(host) == pid
+    assert main_pid(host, "coturn") == pid
     assert host.file(CONF).content_string == before
+
+
+def test_a_verbose_diff_run_prints_no_turn_secret_and_leaves_none_for_other_users(host):
+    """The files holding the TURN secret (coturn's and Prosody's) are removed, so that a run with -vvv --diff
+    writes them again: neither its output nor any file other users can read holds a secret."""
+    secrets = store_secrets() + host_private_key_lines(host)
+    turn_secret = stored_password(DOMAIN, "turn")
+    holders = files_with_secrets(host, [turn_secret], readable_by_others=False)
+    assert CONF in holders, holders
+    assert any(path.startswith("/etc/prosody/") for path in holders), holders
+    host.check_output("rm -f " + " ".join(holders))
+    result = run_playbook(CONVERGE, "--limit", host.backend.get_hostname(), "--diff", "-vvv")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert host.file(CONF).exists
+    assert turn_secret in secrets
+    assert secrets_in(output, secrets) == []
+    assert files_with_secrets(host, secrets, readable_by_others=True) == []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+from meetops_test_helpers import crash_and_wait_back, main_pid
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -50,10 +51,6 @@ def curl(host, url: str, *args: str) -> tuple[int, dict[str, str], str]:
         k.strip().lower(): v.strip() for k, _unused, v in (line.partition(":") for line in lines[1:] if line)
     }
     return status, headers, cmd.stdout
-
-
-def nginx_master(host) -> str:
-    return host.check_output("systemctl show -p MainPID --value nginx")
 
 
 def wait_for_health(host, want_ok: bool, timeout: int = 60) -> int:
@@ -354,12 +351,15 @@ def test_nginx_comes_back_by_itself_after_a_crash(host):
     """Debian's nginx.service never restarts nginx; the role's drop-in does, a few times at most."""
     assert host.check_output("systemctl show -p Restart --value nginx") == "on-failure"
     assert host.check_output("systemctl show -p StartLimitBurst --value nginx") == "5"
-    before = nginx_master(host)
-    host.check_output(f"kill -KILL {before}")
-    deadline = time.time() + 30
-    while not (host.service("nginx").is_running and nginx_master(host) not in ("0", before)):
-        assert time.time() < deadline, host.run("systemctl status nginx").stdout
-        time.sleep(1)
+    crash_and_wait_back(host, "nginx")
+    assert wait_for_health(host, want_ok=True) == 200
+
+
+def test_prosody_comes_back_by_itself_after_a_crash(host):
+    """Debian's prosody.service restarts Prosody after an abnormal end (Restart=on-abnormal), which the role
+    keeps; the site's health follows it back."""
+    assert host.check_output("systemctl show -p Restart --value prosody") == "on-abnormal"
+    crash_and_wait_back(host, "prosody")
     assert wait_for_health(host, want_ok=True) == 200
 
 
@@ -372,7 +372,7 @@ def test_workers_get_the_open_files_they_were_sized_for(host):
     conf = host.file("/etc/nginx/nginx.conf").content_string
     assert re.search(r"^worker_rlimit_nofile 20000;$", conf, re.M)
     assert re.search(r"^\tworker_connections 10000;$", conf, re.M)
-    workers = host.check_output(f"pgrep -P {nginx_master(host)}").split()
+    workers = host.check_output(f"pgrep -P {main_pid(host, 'nginx')}").split()
     assert workers
     for pid in workers:
         limits = host.file(f"/proc/{pid}/limits").content_string
@@ -403,7 +403,7 @@ def run_configure(host, **extra_vars) -> subprocess.CompletedProcess:
 
 
 def test_a_refused_change_fails_with_nginxs_reason_and_the_old_configuration_keeps_serving(host):
-    pid = nginx_master(host)
+    pid = main_pid(host, "nginx")
     before = {path: host.file(path).content_string for path in (SITE, "/etc/nginx/nginx.conf")}
     result = run_configure(
         host, web_custom_server_config="bogus_directive on;", web_worker_rlimit_nofile=16000
@@ -413,7 +413,7 @@ def test_a_refused_change_fails_with_nginxs_reason_and_the_old_configuration_kee
     # nginx's own words, from nginx -t on the candidate.
     assert 'unknown directive "bogus_directive"' in output, output[-3000:]
     assert "the previous files are back in place" in output
-    assert nginx_master(host) == pid
+    assert main_pid(host, "nginx") == pid
     assert {path: host.file(path).content_string for path in before} == before
     assert host.run("nginx -t").rc == 0
     assert host.run("ls /etc/nginx/*~ /etc/nginx/*/*~ 2>/dev/null").stdout == ""
