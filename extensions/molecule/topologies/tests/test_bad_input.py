@@ -43,6 +43,7 @@ CASES = [
     ("bridge Prosody port", {"prosody_jvb_c2s_port": 70000}, ["prosody_jvb_c2s_port"]),
     ("Jicofo heap", {"jicofo_max_memory": "lots"}, ["jicofo_max_memory"]),
     ("Jicofo brewery", {"jicofo_brewery_jid": "brewery"}, ["jicofo_brewery_jid"]),
+    ("Jicofo of another domain", {"jicofo_domain": "other.test"}, ["jicofo_domain", "prosody_domain"]),
     (
         "spreading conferences without relay",
         {"jicofo_bridge_selection_strategy": "SplitBridgeSelectionStrategy"},
