@@ -218,6 +218,25 @@ def test_legacy_properties_cannot_override_jicofo_conf(host):
         assert "org.jitsi.jicofo.BRIDGE_MUC" in backup.content_string
 
 
+def test_the_roles_unit_restarts_jicofo_after_a_crash_but_not_in_a_loop(host):
+    unit = host.file("/etc/systemd/system/jicofo.service")
+    assert (unit.user, unit.mode) == ("root", 0o644)
+    show = dict(
+        line.split("=", 1)
+        for line in host.check_output(
+            "systemctl show -p Restart -p StartLimitBurst -p User -p RestartPreventExitStatus jicofo"
+        ).splitlines()
+    )
+    assert show == {
+        "Restart": "on-failure",
+        "StartLimitBurst": "5",
+        "User": "jicofo",
+        "RestartPreventExitStatus": "2",
+    }
+    assert "/usr/share/jicofo/jicofo.sh" in host.check_output("systemctl show -p ExecStart --value jicofo")
+    assert ENV_FILE in host.check_output("systemctl show -p EnvironmentFiles --value jicofo")
+
+
 def test_validator_is_installed(host):
     assert host.package("ruby-hocon").is_installed
     assert host.file("/usr/local/sbin/meetops-jicofo-check-config").mode == 0o755
@@ -225,7 +244,8 @@ def test_validator_is_installed(host):
 
 def test_without_the_package_jicofo_is_not_started_and_the_role_says_so(host):
     assert not host.package("jicofo").is_installed
-    assert host.run("systemctl cat jicofo.service").rc != 0
+    assert not host.service("jicofo").is_running
+    assert not host.service("jicofo").is_enabled
     assert not host.package("python3-debian").is_installed, "no repository setup without packages"
     assert not host.file("/etc/apt/sources.list.d/jitsi.sources").exists
     result = run_converge(host, "jicofo_run")
