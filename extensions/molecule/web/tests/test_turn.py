@@ -78,7 +78,9 @@ def relay(host, transport: str, peer: str, username: str, password: str) -> str:
         "turnutils_uclient", *TRANSPORTS[transport], "-u", username, "-w", password,
         "-e", peer, "-r", str(PEER_PORT), "-n", "10", "-m", "1", "-l", "120", "-c", "127.0.0.1",
     ]  # fmt: skip
-    return host.run(f"timeout 30 {shlex.join(argv)} 2>&1").stdout
+    # "|| true": the client exits 255 on a refused allocation, which testinfra's SSH backend takes for a
+    # failed connection.
+    return host.run(f"timeout 30 {shlex.join(argv)} 2>&1 || true").stdout
 
 
 @pytest.fixture(scope="module")
