@@ -108,9 +108,18 @@ def run_playbook(
     )
 
 
-def pem_key_lines(pem: str) -> list[str]:
-    """The base64 lines of PEM private keys: each is enough to recognise its key (the armour is no secret)."""
-    return [line.strip() for line in pem.splitlines() if line.strip() and not line.startswith("-----")]
+def pem_key_lines(text: str) -> list[str]:
+    """The base64 lines of the PEM private keys in TEXT: each is enough to recognise its key. The armour,
+    and whatever else the file holds (a certificate beside the key, comments), is no secret."""
+    lines, inside = [], False
+    for line in (raw.strip() for raw in text.splitlines()):
+        if re.fullmatch(r"-----BEGIN ([A-Z]+ )*PRIVATE KEY-----", line):
+            inside = True
+        elif line.startswith("-----END "):
+            inside = False
+        elif inside and re.fullmatch(r"[A-Za-z0-9+/=]{8,}", line):
+            lines.append(line)
+    return lines
 
 
 def store_secrets() -> list[str]:

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """A real XMPP client for the Molecule verifiers, run inside a lab container against the real Prosody.
 
-  xmpp_probe.py login JID [--port 5222]
+  Every command takes --host HOST (default 127.0.0.1) and --port PORT (default 5222) of the c2s listener.
+
+  xmpp_probe.py login JID
       Log in over c2s TCP with STARTTLS (certificate checked against the system trust store) and SASL.
   xmpp_probe.py join JID ROOM [--websocket URL] [--nick NICK]
       Log in as JID (an account that may create rooms, e.g. the focus), create ROOM and stay in it, then
       join ROOM as an anonymous participant over XMPP-over-WebSocket (RFC 7395) and wait until both
       see each other.
-  xmpp_probe.py muc JID ROOM [--port 5222] [--nick NICK] [--hold SECONDS]
+  xmpp_probe.py muc JID ROOM [--nick NICK] [--hold SECONDS]
       Log in as JID over c2s TCP, join ROOM and report the occupants seen after HOLD seconds.
   xmpp_probe.py flood JID --bytes N
       Log in as JID and time how long the server takes to read N bytes of stanzas from it (mod_limits).
@@ -152,13 +154,13 @@ async def websocket_participant(url: str, domain: str, room: str, nick: str, exp
 
 
 async def cmd_login(args) -> dict:
-    client = await login(args.jid, args.port)
+    client = await login(args.jid, args.port, args.host)
     client.disconnect()
     return {"jid": str(client.boundjid)}
 
 
 async def cmd_join(args) -> dict:
-    owner = await login(args.jid, args.port)
+    owner = await login(args.jid, args.port, args.host)
     room = args.room
     owner.send_raw(muc_presence(f"{room}/{owner.boundjid.user}"))
     await wait_for(lambda: any(p.get("from") == f"{room}/{owner.boundjid.user}" for p in owner.presences))
@@ -186,7 +188,7 @@ async def cmd_muc(args) -> dict:
 
 
 async def cmd_flood(args) -> dict:
-    client = await login(args.jid, args.port)
+    client = await login(args.jid, args.port, args.host)
     chunk = 50_000
     body = "x" * chunk
     start = time.monotonic()
@@ -209,12 +211,12 @@ def main() -> int:
         p = sub.add_parser(name)
         p.add_argument("jid")
         p.add_argument("--port", type=int, default=5222)
+        p.add_argument("--host", default="127.0.0.1")
     sub.choices["join"].add_argument("room")
     sub.choices["join"].add_argument("--websocket", default="ws://127.0.0.1:5280/xmpp-websocket")
     sub.choices["join"].add_argument("--nick", default="participant-" + uuid.uuid4().hex[:6])
     sub.choices["muc"].add_argument("room")
     sub.choices["muc"].add_argument("--nick")
-    sub.choices["muc"].add_argument("--host", default="127.0.0.1")
     sub.choices["muc"].add_argument("--hold", type=float, default=1.0)
     sub.choices["flood"].add_argument("--bytes", type=int, default=2_000_000)
     args = parser.parse_args()

@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -281,10 +282,16 @@ def loaded_modules(host, hosts, config="/etc/prosody/prosody.cfg.lua", paths=())
 
 
 def shell_list(host, vhost: str, config: str = "/etc/prosody/prosody.cfg.lua") -> set[str]:
-    output = host.check_output(
-        f"prosodyctl --config {config} shell {shlex.quote(f'module:list({vhost!r})')} 2>/dev/null"
-    )
-    lines = output.splitlines()
+    """The modules the running Prosody reports loaded on VHOST (its admin shell).
+
+    A Prosody restarted by an earlier test is active before its admin socket is listening: wait for it,
+    for at most 30 seconds."""
+    command = f"prosodyctl --config {config} shell {shlex.quote(f'module:list({vhost!r})')} 2>/dev/null"
+    deadline = time.monotonic() + 30
+    while (result := host.run(command)).rc != 0:
+        assert time.monotonic() < deadline, result.stdout
+        time.sleep(0.5)
+    lines = result.stdout.splitlines()
     start = lines.index(f"{vhost}:")
     return {line.strip() for line in lines[start + 1 :] if line.startswith("    ")}
 
