@@ -134,7 +134,7 @@ def store_secrets() -> list[str]:
 def host_private_key_lines(host) -> list[str]:
     """The lines of every private key the deployment put under /etc on HOST (the image's SSH host keys,
     which are the lab's, aside)."""
-    found = host.run("grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc --exclude-dir=ssh").stdout
+    found = host.run("grep -rlE --exclude-dir=ssh -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc").stdout
     return [line for path in found.split() for line in pem_key_lines(host.file(path).content_string)]
 
 
