@@ -4,7 +4,7 @@
 
 Several videobridges can run on one host, and autoscaled bridges come and go. Every bridge needs its own
 ICE UDP port (``videobridge.ice.udp.port``), private HTTP port (``videobridge.http-servers.private.port``),
-optional public HTTP port, websocket ``server-id``, brewery ``muc_nickname`` and ``relay.relay-id``.
+websocket ``server-id``, brewery ``muc_nickname`` and ``relay.relay-id``.
 
 ``jvb_slots`` turns the bridge topology written in inventory into one flat, explicit record per bridge
 instance. Each record is derived only from its host name (or pool name), its instance index on that host
@@ -46,7 +46,6 @@ FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
 OPTION_KEYS = (
     "media_port_base",
     "rest_port_base",
-    "public_port_base",
     "region",
     "shards",
     *FORMAT_FIELDS,
@@ -59,15 +58,14 @@ HOST_KEYS = (
     "shards",
     "media_port_base",
     "rest_port_base",
-    "public_port_base",
     "pinned",
     "extra",
 )
-POOL_KEYS = ("name", "max_bridges", "region", "shards", "media_port", "rest_port", "public_port", "extra")
+POOL_KEYS = ("name", "max_bridges", "region", "shards", "media_port", "rest_port", "extra")
 PIN_STR_KEYS = ("name", "muc_nickname", "websocket_server_id", "relay_id")
-PIN_PORT_KEYS = ("media_port", "rest_port", "public_port")
+PIN_PORT_KEYS = ("media_port", "rest_port")
 PIN_KEYS = (*PIN_STR_KEYS, *PIN_PORT_KEYS, "extra")
-PORT_KEYS = ("media_port", "rest_port", "public_port")
+PORT_KEYS = ("media_port", "rest_port")
 
 RESERVED_ALL = "*"
 MAX_PROBLEMS_SHOWN = 20
@@ -85,7 +83,6 @@ class Pool:
     shards: tuple[str, ...]
     media_port: int
     rest_port: int
-    public_port: int | None
     extra: Mapping[str, Any]
 
 
@@ -95,7 +92,6 @@ class Options:
 
     media_port_base: int
     rest_port_base: int
-    public_port_base: int | None
     region: str | None
     shards: tuple[str, ...]
     name_format: str
@@ -116,7 +112,6 @@ class HostSpec:
     shards: tuple[str, ...]
     media_port_base: int
     rest_port_base: int
-    public_port_base: int | None
     pinned: Mapping[int, Mapping[str, Any]]
     extra: Mapping[str, Any]
 
@@ -167,10 +162,6 @@ def _port(value: Any, where: str, fix: str) -> int:
     if port > PORT_MAX:
         _fail(where, f"port {port} is outside {PORT_MIN}..{PORT_MAX}", fix)
     return port
-
-
-def _optional_port(value: Any, where: str, fix: str) -> int | None:
-    return None if value is None else _port(value, where, fix)
 
 
 def _text(value: Any, where: str, fix: str) -> str:
@@ -262,9 +253,6 @@ def _parse_pool(raw: Any, position: int, defaults: Mapping[str, Any]) -> Pool:
             pool.get("media_port", defaults["media_port_base"]), f"{where} media_port", port_fix
         ),
         rest_port=_port(pool.get("rest_port", defaults["rest_port_base"]), f"{where} rest_port", port_fix),
-        public_port=_optional_port(
-            pool.get("public_port", defaults["public_port_base"]), f"{where} public_port", port_fix
-        ),
         extra=dict(_mapping(pool.get("extra", {}), f"{where} extra", "write extra as a dict")),
     )
 
@@ -302,18 +290,15 @@ def _parse_options(options: Mapping[str, Any]) -> Options:
     shards = _shards(options.get("shards", []), "option shards")
     media = _port(options.get("media_port_base", DEFAULT_MEDIA_PORT_BASE), "option media_port_base", port_fix)
     rest = _port(options.get("rest_port_base", DEFAULT_REST_PORT_BASE), "option rest_port_base", port_fix)
-    public = _optional_port(options.get("public_port_base"), "option public_port_base", port_fix)
     defaults = {
         "region": region,
         "shards": shards,
         "media_port_base": media,
         "rest_port_base": rest,
-        "public_port_base": public,
     }
     return Options(
         media_port_base=media,
         rest_port_base=rest,
-        public_port_base=public,
         region=region,
         shards=shards,
         name_format=_format(options.get("name_format", DEFAULT_NAME_FORMAT), "name_format"),
@@ -392,9 +377,6 @@ def _parse_host(host: Any, raw: Any, opts: Options) -> HostSpec:
         rest_port_base=_port(
             spec.get("rest_port_base", opts.rest_port_base), f"{where} rest_port_base", port_fix
         ),
-        public_port_base=_optional_port(
-            spec.get("public_port_base", opts.public_port_base), f"{where} public_port_base", port_fix
-        ),
         pinned=_parse_pinned(spec.get("pinned", {}), where, instances),
         extra=dict(_mapping(spec.get("extra", {}), f"{where} extra", "write extra as a dict")),
     )
@@ -441,7 +423,7 @@ def _slot(
     index: int,
     region: str | None,
     shards: tuple[str, ...],
-    ports: Mapping[str, int | None],
+    ports: Mapping[str, int],
     extra: Mapping[str, Any],
     pin: Mapping[str, Any],
     opts: Options,
@@ -463,7 +445,6 @@ def _slot(
         "relay_id": ident("relay_id", opts.relay_id_format, "relay_id_format"),
         "media_port": pin.get("media_port", ports["media_port"]),
         "rest_port": pin.get("rest_port", ports["rest_port"]),
-        "public_port": pin.get("public_port", ports["public_port"]),
         "region": region,
         "shards": list(shards),
         "extra": {**extra, **pin.get("extra", {})},
@@ -471,9 +452,6 @@ def _slot(
 
 
 def _host_slots(spec: HostSpec, opts: Options) -> list[dict[str, Any]]:
-    def offset(base: int | None, index: int) -> int | None:
-        return None if base is None else base + index - 1
-
     return [
         _slot(
             host=spec.host,
@@ -482,9 +460,8 @@ def _host_slots(spec: HostSpec, opts: Options) -> list[dict[str, Any]]:
             region=spec.region,
             shards=spec.shards,
             ports={
-                "media_port": offset(spec.media_port_base, index),
-                "rest_port": offset(spec.rest_port_base, index),
-                "public_port": offset(spec.public_port_base, index),
+                "media_port": spec.media_port_base + index - 1,
+                "rest_port": spec.rest_port_base + index - 1,
             },
             extra=spec.extra,
             pin=spec.pinned.get(index, {}),
@@ -495,7 +472,7 @@ def _host_slots(spec: HostSpec, opts: Options) -> list[dict[str, Any]]:
 
 
 def _pool_slots(pool: Pool, opts: Options) -> list[dict[str, Any]]:
-    ports = {"media_port": pool.media_port, "rest_port": pool.rest_port, "public_port": pool.public_port}
+    ports = {"media_port": pool.media_port, "rest_port": pool.rest_port}
     return [
         _slot(
             host=None,
@@ -539,10 +516,10 @@ def _port_fix(machine: tuple[str, str, int]) -> str:
     kind, name, _index = machine
     if kind == "host":
         return (
-            f"give one of them another port: change media_port_base/rest_port_base/public_port_base of "
+            "give one of them another port: change media_port_base/rest_port_base of "
             f"host {name!r} (or the option of the same name), a pinned port, or reserved_ports"
         )
-    return f"give one of them another port: change media_port/rest_port/public_port of pool {name!r}"
+    return f"give one of them another port: change media_port/rest_port of pool {name!r}"
 
 
 def _range_problems(slots: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -550,7 +527,7 @@ def _range_problems(slots: Sequence[Mapping[str, Any]]) -> list[str]:
     for slot in slots:
         for key in PORT_KEYS:
             port = slot[key]
-            if port is not None and not PORT_MIN <= port <= PORT_MAX:
+            if not PORT_MIN <= port <= PORT_MAX:
                 problems.append(
                     f"{key} {port} of {_owner_label(slot)} is outside {PORT_MIN}..{PORT_MAX}. Fix: lower the "
                     f"port base (or pinned port) so that base + instances - 1 stays within {PORT_MAX}"
@@ -571,8 +548,6 @@ def _port_problems(slots: Sequence[Mapping[str, Any]], reserved: Mapping[str, tu
         taken = claims[machine]
         for key in PORT_KEYS:
             port = slot[key]
-            if port is None:
-                continue
             owner = f"{key} of {_owner_label(slot)}"
             if port in taken:
                 problems.append(

@@ -27,7 +27,7 @@ from ansible_collections.meetops.jitsi.plugins.filter.jvb_slots import (
     jvb_slots_for_host,
 )
 
-PORT_KEYS = ("media_port", "rest_port", "public_port")
+PORT_KEYS = ("media_port", "rest_port")
 SLOT_KEYS = {
     "host",
     "pool",
@@ -38,7 +38,6 @@ SLOT_KEYS = {
     "relay_id",
     "media_port",
     "rest_port",
-    "public_port",
     "region",
     "shards",
     "extra",
@@ -76,7 +75,6 @@ def _expected_slot(host: str | None, pool: str | None, index: int, **fields: Any
         "muc_nickname": f"{owner}-jvb{index}",
         "websocket_server_id": f"{owner}-jvb{index}",
         "relay_id": f"{owner}-jvb{index}",
-        "public_port": None,
         "region": "eu-west",
         "extra": {},
     }
@@ -177,7 +175,6 @@ def test_null_host_settings_mean_one_instance_with_defaults() -> None:
         "relay_id": "h1-jvb1",
         "media_port": 10000,
         "rest_port": 8080,
-        "public_port": None,
         "region": "r",
         "shards": ["s"],
         "extra": {},
@@ -186,13 +183,13 @@ def test_null_host_settings_mean_one_instance_with_defaults() -> None:
 
 def test_ports_follow_the_host_bases() -> None:
     slots = jvb_slots(
-        {"h1": {"instances": 3, "media_port_base": 20000, "rest_port_base": 7000, "public_port_base": 9090}},
+        {"h1": {"instances": 3, "media_port_base": 20000, "rest_port_base": 7000}},
         shards=["s"],
     )
-    assert [(s["media_port"], s["rest_port"], s["public_port"]) for s in slots] == [
-        (20000, 7000, 9090),
-        (20001, 7001, 9091),
-        (20002, 7002, 9092),
+    assert [(s["media_port"], s["rest_port"]) for s in slots] == [
+        (20000, 7000),
+        (20001, 7001),
+        (20002, 7002),
     ]
 
 
@@ -236,7 +233,6 @@ def test_pinned_ports_and_ids_replace_derived_ones() -> None:
     pin = {
         "media_port": 10500,
         "rest_port": 8500,
-        "public_port": 9500,
         "relay_id": "r",
         "websocket_server_id": "w",
     }
@@ -344,16 +340,6 @@ COLLISIONS = [
         {"reserved_ports": {"h2": [5222]}},
         ["port 5222 on host 'h2'", "reserved_ports['h2']", "media_port of host 'h2' instance 1"],
         id="reserved-per-host",
-    ),
-    pytest.param(
-        {"h1": {"instances": 2, "public_port_base": 8081}},
-        {},
-        [
-            "port 8081 on host 'h1'",
-            "rest_port of host 'h1' instance 2",
-            "public_port of host 'h1' instance 1",
-        ],
-        id="public-vs-rest",
     ),
     pytest.param(
         {},
@@ -488,7 +474,7 @@ BAD_INPUT = [
     pytest.param({"h1": {"shards": []}}, {}, ["host 'h1'", "serves no shard"], id="shards-none"),
     pytest.param({"h1": {"media_port_base": 0}}, {}, ["host 'h1' media_port_base", "got 0"], id="base-0"),
     pytest.param({"h1": {"rest_port_base": 70000}}, {}, ["host 'h1' rest_port_base", "70000"], id="base-big"),
-    pytest.param({"h1": {"public_port_base": "x"}}, {}, ["host 'h1' public_port_base", "'x'"], id="base-str"),
+    pytest.param({"h1": {"media_port_base": "x"}}, {}, ["host 'h1' media_port_base", "'x'"], id="base-str"),
     pytest.param(
         {"h1": {"pinned": [1]}}, {}, ["host 'h1' pinned", "must be a dict", "[1]"], id="pinned-list"
     ),
@@ -589,6 +575,33 @@ def test_bad_input_names_the_value_and_the_fix(
         assert fragment in message
 
 
+@pytest.mark.parametrize(
+    ("topology", "options", "where", "key"),
+    [
+        pytest.param({"h1": {"public_port_base": 9090}}, {}, "host 'h1'", "public_port_base", id="host"),
+        pytest.param({}, {"public_port_base": 9090}, "keyword options", "public_port_base", id="option"),
+        pytest.param(
+            {},
+            {"pools": [{"name": "p", "max_bridges": 1, "public_port": 9090}]},
+            "pools[0]",
+            "public_port",
+            id="pool",
+        ),
+        pytest.param(
+            {"h1": {"pinned": {1: {"public_port": 9090}}}}, {}, "host 'h1' pinned[1]", "public_port", id="pin"
+        ),
+    ],
+)
+def test_removed_public_port_settings_are_unknown_keys(
+    topology: Any, options: dict[str, Any], where: str, key: str
+) -> None:
+    """public_port_base and public_port were removed; setting them is refused, not silently ignored."""
+    message = _problem(topology, **{"shards": ["s"], **options})
+    assert message.startswith(f"jvb_slots: {where}: unknown key {key!r}. Fix: remove it or use one of: ")
+    allowed = message.split("use one of: ", 1)[1]
+    assert "public_port" not in allowed
+
+
 # --------------------------------------------------------------------------------------------------
 # jvb_slots_for_host
 
@@ -654,7 +667,6 @@ def host_specs(draw: st.DrawFn) -> dict[str, Any]:
         "region": regions,
         "media_port_base": st.sampled_from([10000, 11000, 12000]),
         "rest_port_base": st.sampled_from([8080, 8180, 9080]),
-        "public_port_base": st.sampled_from([9090, 9190]),
         "extra": st.dictionaries(st.sampled_from(["mem", "gc"]), st.integers(0, 9), max_size=2),
     }
     for key, strategy in optional.items():
@@ -804,7 +816,7 @@ def clashy_topologies(draw: st.DrawFn) -> dict[str, Any]:
     topology = {}
     for host in hosts:
         spec: dict[str, Any] = {"instances": draw(st.integers(1, 4))}
-        for key in ("media_port_base", "rest_port_base", "public_port_base"):
+        for key in ("media_port_base", "rest_port_base"):
             if draw(st.booleans()):
                 spec[key] = draw(CLASHY_BASES)
         if draw(st.booleans()):
@@ -821,12 +833,9 @@ def _expected_port_clashes(topology: Mapping[str, Any], reserved: Mapping[str, l
         taken = set(reserved.get("*", [])) | set(reserved.get(host, []))
         for index in range(1, spec["instances"] + 1):
             pin = spec.get("pinned", {}).get(index, {})
-            bases = {"media_port": 10000, "rest_port": 8080, "public_port": None}
+            bases = {"media_port": 10000, "rest_port": 8080}
             for key, default in bases.items():
-                base = spec.get(f"{key}_base", default)
-                port = pin.get(key, None if base is None else base + index - 1)
-                if port is None:
-                    continue
+                port = pin.get(key, spec.get(f"{key}_base", default) + index - 1)
                 if port in taken:
                     clashes.append(port)
                 taken.add(port)
