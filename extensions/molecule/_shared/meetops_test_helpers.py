@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import testinfra
+from cryptography.hazmat.primitives import serialization
 
 # The collection itself (lab/env.sh puts its tree first on ANSIBLE_COLLECTIONS_PATH): the store's layout
 # comes from its module_utils, never from a copy here.
@@ -108,12 +109,11 @@ def run_playbook(
     )
 
 
-def pem_key_lines(text: str) -> list[str]:
-    """The base64 lines of the PEM private keys in TEXT: each is enough to recognise its key. The armour,
-    and whatever else the file holds (a certificate beside the key, comments), is no secret."""
+def pem_lines(text: str, label: str) -> list[str]:
+    """The base64 lines of the PEM blocks in TEXT whose label ends with LABEL (e.g. PRIVATE KEY)."""
     lines, inside = [], False
     for line in (raw.strip() for raw in text.splitlines()):
-        if re.fullmatch(r"-----BEGIN ([A-Z]+ )*PRIVATE KEY-----", line):
+        if re.fullmatch(rf"-----BEGIN ([A-Z]+ )*{label}-----", line):
             inside = True
         elif line.startswith("-----END "):
             inside = False
@@ -122,20 +122,42 @@ def pem_key_lines(text: str) -> list[str]:
     return lines
 
 
+def pem_key_lines(text: str) -> list[str]:
+    """The base64 lines of the PEM private keys in TEXT: each is enough to recognise its key. The armour,
+    and whatever else the file holds (a certificate beside the key, comments), is no secret."""
+    return pem_lines(text, "PRIVATE KEY")
+
+
 def store_secrets() -> list[str]:
     """Every secret in the scenario's controller store: the generated passwords (TURN's shared secret among
     them) and the lines of the internal CAs' private keys."""
     secrets = [path.read_text().split(" salt=")[0].strip() for path in SECRETS_DIR.glob("*/passwords/*")]
     for key in SECRETS_DIR.glob("*/ca/*.key"):
-        secrets += pem_key_lines(key.read_text())
+        public = serialization.load_pem_private_key(key.read_bytes(), None).public_key()
+        public_pem = public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        secrets += private_lines(key.read_text(), public_pem)
     return sorted({secret for secret in secrets if len(secret) >= 8})
+
+
+def private_lines(key_pem: str, public_pem: str) -> list[str]:
+    """The lines of KEY_PEM's private key that are secret: an EC key's last line encodes its public point and
+    can fall, base64-aligned, inside the public key's own PEM, which is public (printed by certificate
+    reports, for one)."""
+    public = "".join(pem_lines(public_pem, "PUBLIC KEY"))
+    return [line for line in pem_key_lines(key_pem) if line not in public]
 
 
 def host_private_key_lines(host) -> list[str]:
     """The lines of every private key the deployment put under /etc on HOST (the image's SSH host keys,
     which are the lab's, aside)."""
     found = host.run("grep -rlE --exclude-dir=ssh -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' /etc").stdout
-    return [line for path in found.split() for line in pem_key_lines(host.file(path).content_string)]
+    lines = []
+    for path in found.split():
+        public = host.run(f"openssl pkey -in {shlex.quote(path)} -pubout").stdout
+        lines += private_lines(host.file(path).content_string, public)
+    return lines
 
 
 def files_with_secrets(host, secrets: list[str], readable_by_others: bool) -> list[str]:
