@@ -153,6 +153,31 @@ def test_both_shards_are_up_and_checked_over_tls(host):
     assert int(log) > 0
 
 
+def metric(text: str, name: str, labels: str) -> float:
+    """The value of one sample of HAProxy's Prometheus exporter, e.g. metric(text, "x", 'proxy="https"')."""
+    match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} ([0-9.e+]+)$", text, re.M)
+    assert match, f"no {name}{{{labels}}} in: {text[:1500]}"
+    return float(match.group(1))
+
+
+def test_the_prometheus_exporter_reports_the_shards_and_counts_the_requests(host):
+    """HAProxy's built-in exporter on loopback (haproxy_metrics_port): both shards up, and one more request
+    through the public frontend counted."""
+    lb = host.backend.get_hostname()
+
+    def scrape() -> str:
+        return host.check_output("curl -sS --fail --max-time 10 http://127.0.0.1:8405/metrics")
+
+    before = scrape()
+    assert metric(before, "haproxy_backend_active_servers", 'proxy="shards"') == len(BACKENDS)
+    fetch(lb, ["/"])
+    after = scrape()
+    requests = "haproxy_frontend_http_requests_total"
+    assert metric(after, requests, 'proxy="https"') >= metric(before, requests, 'proxy="https"') + 1
+    # Only /metrics is served there.
+    assert host.run("curl -sS --fail --max-time 10 -o /dev/null http://127.0.0.1:8405/").rc != 0
+
+
 @pytest.mark.parametrize("lb", LBS)
 def test_frontend_certificate_verifies_and_headers_are_forwarded(lb):
     # fetch() verifies the certificate against the system store (the internal CA), without -k.
