@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -407,3 +408,98 @@ def test_an_idle_connection_is_timed_out_even_after_a_rate_limit_pause(host):
         assert version.startswith("13.0."), version
         assert int(version.split(".")[2].split("-")[0]) >= 3, version
         assert paused["acted"], f"Prosody {version} never timed the paused connection out: {paused}"
+
+
+# --- Prosody's statistics (mod_http_openmetrics) -----------------------------------------------------
+
+
+def http_get(host, url: str, headers: dict | None = None) -> tuple[int, str]:
+    """The HTTP status and body of GET URL, asked from inside HOST (its loopback)."""
+    fetch = (
+        "import sys, urllib.error, urllib.request\n"
+        f"request = urllib.request.Request({url!r}, headers={headers or {}!r})\n"
+        "try:\n"
+        "    response = urllib.request.urlopen(request, timeout=10)\n"
+        "except urllib.error.HTTPError as error:\n"
+        "    response = error\n"
+        "print(response.status)\n"
+        "sys.stdout.write(response.read().decode())\n"
+    )
+    cmd = host.run(f"python3 -c {shlex.quote(fetch)}")
+    assert cmd.rc == 0, cmd.stderr
+    status, _sep, body = cmd.stdout.partition("\n")
+    return int(status), body
+
+
+def metrics(host) -> tuple[int, str]:
+    """GET /metrics on the main Prosody's HTTP port."""
+    return http_get(host, "http://127.0.0.1:5280/metrics", {"Host": DOMAIN})
+
+
+def hold_a_client(host, room: str, seconds: int) -> None:
+    """A real client (the focus) logs in and stays in ROOM for SECONDS, in the background."""
+    host.check_output(
+        f"XMPP_PASSWORD={shlex.quote(password(f'focus@{AUTH}'))} setsid -f timeout 60 "
+        f"xmpp-probe muc focus@{AUTH} {room}@{CONFERENCE} --hold {seconds} >/dev/null 2>&1"
+    )
+
+
+def c2s_connections(text: str) -> float:
+    """The established client connections Prosody reports, over all hosts and address families."""
+    assert "# TYPE prosody_mod_c2s__connections gauge" in text, text[:2000]
+    values = re.findall(r"^prosody_mod_c2s__connections(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M)
+    return sum(float(value) for value in values)  # no sample yet: none were ever connected
+
+
+def test_prosody_serves_its_statistics_on_loopback_and_they_follow_real_clients(host):
+    status, text = metrics(host)
+    assert status == 200, text[:500]
+    assert "# TYPE prosody_" in text
+    before = c2s_connections(text)
+    hold_a_client(host, "metrics-probe", 10)
+    deadline = time.monotonic() + 8
+    while (now := c2s_connections(metrics(host)[1])) <= before:
+        assert time.monotonic() < deadline, f"c2s connections stayed at {now} while a client was logged in"
+        time.sleep(0.5)
+    assert now >= before + 1
+
+
+# --- Prometheus beside it (meetops.jitsi.monitoring) ---------------------------------------------------
+
+
+def prometheus(host, path: str) -> dict:
+    """The data of a GET of Prometheus's HTTP API on loopback."""
+    status, body = http_get(host, f"http://127.0.0.1:9090{path}")
+    assert status == 200, body[:1000]
+    answer = json.loads(body)
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+
+def test_prometheus_scrapes_prosody_and_holds_the_alerting_rules(host):
+    deadline = time.monotonic() + 30
+    while True:
+        targets = {t["labels"]["job"]: t for t in prometheus(host, "/api/v1/targets")["activeTargets"]}
+        if all(t["health"] == "up" for t in targets.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(targets) == {"prometheus", "prosody"}
+    assert {job: t["health"] for job, t in targets.items()} == {"prometheus": "up", "prosody": "up"}, targets
+    assert targets["prosody"]["labels"]["shard"] == "molecule"
+    rules = {r["name"] for g in prometheus(host, "/api/v1/rules")["groups"] for r in g["rules"]}
+    assert {"ComponentDown", "ShardFailingHealthChecks", "NoShardInRotation", "ShardDrainedTooLong"} <= rules
+
+
+def test_prometheus_sees_a_real_client_arrive_on_prosody(host):
+    query = "/api/v1/query?query=" + urllib.parse.quote('sum(prosody_mod_c2s__connections{job="prosody"})')
+
+    def connections() -> float:
+        result = prometheus(host, query)["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+
+    before = connections()
+    hold_a_client(host, "prometheus-probe", 12)
+    deadline = time.monotonic() + 10
+    while (now := connections()) <= before:
+        assert time.monotonic() < deadline, f"Prometheus saw {now} client connections with a client logged in"
+        time.sleep(1)
