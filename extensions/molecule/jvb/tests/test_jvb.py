@@ -37,7 +37,9 @@ GROUP_VARS = MOLECULE_YML["provisioner"]["inventory"]["group_vars"]["all"]
 SHARDS = {shard["name"]: shard for shard in GROUP_VARS["jvb_shards"]}
 CONFIG_ROOT = "/etc/jitsi/videobridge"
 CONFIGS = ("videobridge", "apis", "xmpp-client", "configs")
-PACKAGE_SCRIPT = "/usr/share/jitsi-videobridge/graceful_shutdown.sh"
+CONTROL = "/usr/local/sbin/meetops-jvb-control"
+FIXTURE = "/usr/local/lib/meetops-test-colibri-rest-fixture.py"
+DRAINED = set(GROUP_VARS["jvb_drained_instances"])
 
 # Render a HOCON file as JSON with the parser the videobridge's library was ported to.
 HOCON_TO_JSON = (
@@ -244,20 +246,15 @@ def test_only_root_and_the_bridge_user_can_read_the_secrets(host):
 
 def test_units_pass_systemd_analyze_verify(host):
     """systemd-analyze verify loads each instance as systemd would start it: unit syntax, known directives
-    and values, the user, and that every Exec path is an executable. Without the package the one thing it
-    cannot find is the package's graceful_shutdown.sh (ExecStop); jvb.sh is run through /bin/bash and is not
-    checked, nor is anything the JVM does."""
-    package = host.package("jitsi-videobridge2").is_installed
+    and values, the user, and that every Exec path is an executable (the ExecStop is the role's own
+    command, so this holds without the package too); jvb.sh is run through /bin/bash and is not checked, nor
+    is anything the JVM does."""
     for slot in slots(host):
         unit = f"jitsi-videobridge@{slot['name']}.service"
         result = host.run(f"systemd-analyze verify --man=no {unit}")
         lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-        if package:
-            assert result.rc == 0, lines
-            assert lines == []
-        else:
-            expected = f"{unit}: Command {PACKAGE_SCRIPT} is not executable: No such file or directory"
-            assert lines == [expected], lines
+        assert result.rc == 0, lines
+        assert lines == []
 
 
 def test_systemd_reads_each_instance_as_intended(host):
@@ -282,8 +279,11 @@ def test_systemd_reads_each_instance_as_intended(host):
         assert shown["SuccessExitStatus"] == "143"
         assert shown["NoNewPrivileges"] == "yes"
         assert shown["TimeoutStopUSec"] == "2h 5min"
-        assert f"path={PACKAGE_SCRIPT}" in shown["ExecStop"]
-        assert "-h http://127.0.0.1:${JVB_REST_PORT}" in shown["ExecStop"]
+        # The instance's own name and main process; the bridge's 120 min, its 1 min delay and 2 min more.
+        assert f"path={CONTROL} ;" in shown["ExecStop"]
+        assert (
+            f"argv[]={CONTROL} stop {slot['name']} --pid=${{MAINPID}} --max-wait=7380 ;" in shown["ExecStop"]
+        )
 
 
 def test_environment_as_systemd_passes_it(host):
@@ -382,3 +382,132 @@ def test_fewer_instances_remove_the_last_ones_and_more_bring_them_back():
 @pytest.mark.parametrize("file", ["jvb.conf", "config"])
 def test_files_carry_the_ansible_managed_header(host, file):
     assert "Ansible managed" in host.file(f"{CONFIG_ROOT}/jvb1/{file}").content_string
+
+
+# --- Drain and the graceful stop ----------------------------------------------------------------------
+
+
+def test_drain_mode_is_kept_for_the_next_start(host):
+    """jvb_drained_instances reaches each jvb.conf through the drain.conf it includes (parsed whole)."""
+    for slot in slots(host):
+        drain_conf = host.file(f"{CONFIG_ROOT}/{slot['name']}/drain.conf")
+        assert (drain_conf.user, drain_conf.group, drain_conf.mode) == ("root", "jitsi", 0o640)
+        assert conf(name(host), slot["name"])["videobridge"]["initial-drain-mode"] is (
+            slot["name"] in DRAINED
+        )
+
+
+def journal(host, unit: str, since: str) -> str:
+    return host.check_output(f"journalctl --quiet --no-pager --output=cat --unit={unit} --since=@{since}")
+
+
+def run_fixture_as(host, instance: str, participants: int, leave_every: float) -> str:
+    """Start jitsi-videobridge@INSTANCE with the REST fixture in place of jvb.sh (a runtime drop-in, gone at
+    the next boot), through the role's own unit: its user, environment, PID file and ExecStop. Returns
+    the time it started (epoch seconds) for journal reads."""
+    unit = f"jitsi-videobridge@{instance}.service"
+    drop_in = f"/run/systemd/system/{unit}.d"
+    exec_start = (
+        f"/usr/bin/python3 {FIXTURE} --port ${{JVB_REST_PORT}} --participants {participants} "
+        f"--leave-every {leave_every} --shutting-down-delay 1"
+    )
+    since = host.check_output("date +%s")
+    host.check_output(
+        f"mkdir -p {drop_in} && printf '%s\\n' '[Service]' 'ExecStart='"
+        f" {shlex.quote('ExecStart=' + exec_start)} > {drop_in}/test-fixture.conf"
+        f" && systemctl daemon-reload && systemctl start {unit}"
+    )
+    port = next(slot["rest_port"] for slot in slots(host) if slot["name"] == instance)
+    host.check_output(
+        f"for i in $(seq 50); do python3 -c 'import urllib.request; "
+        f'urllib.request.urlopen("http://127.0.0.1:{port}/colibri/drain", timeout=1)\' 2>/dev/null && exit 0;'
+        " sleep 0.2; done; exit 1"
+    )
+    return since
+
+
+def remove_fixture(host, instance: str) -> None:
+    unit = f"jitsi-videobridge@{instance}.service"
+    host.run(f"systemctl kill --signal=KILL {unit}; systemctl stop {unit}")
+    host.check_output(
+        f"rm -rf /run/systemd/system/{unit}.d && systemctl daemon-reload && systemctl reset-failed"
+    )
+
+
+def control_status(host, instance: str) -> dict:
+    return json.loads(host.check_output(f"{CONTROL} status {instance}"))
+
+
+def test_drain_switches_a_running_instance_and_the_role_puts_it_back(host):
+    """Drain by command and by the role, on an instance that runs (the fixture on its REST port)."""
+    try:
+        run_fixture_as(host, "jvb3", participants=2, leave_every=30)
+        assert control_status(host, "jvb3") == {
+            "instance": "jvb3",
+            "running": True,
+            "rest_port": slots(host)[2]["rest_port"],
+            "drain": False,
+            "local_participants": 2,
+            "conferences": 1,
+            "graceful_shutdown": False,
+            "shutting_down": False,
+        }
+        checked = host.check_output(f"{CONTROL} drain jvb3 on --check")
+        assert checked.endswith(
+            f"drain would be on, running on REST port {slots(host)[2]['rest_port']} (changed)"
+        )
+        assert control_status(host, "jvb3")["drain"] is False
+        assert host.check_output(f"{CONTROL} drain jvb3 on").endswith("(changed)")
+        assert control_status(host, "jvb3")["drain"] is True
+        assert "initial-drain-mode = true" in host.file(f"{CONFIG_ROOT}/jvb3/drain.conf").content_string
+        assert host.check_output(f"{CONTROL} drain jvb3 on").endswith("(unchanged)")
+        # jvb3 is not in jvb_drained_instances: the role takes it out of drain, live and on file.
+        result = run_converge("--limit", name(host), "--tags", "jvb_configure")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert re.search(r"changed: .*jvb3: drain off", result.stdout), result.stdout[-3000:]
+        assert control_status(host, "jvb3")["drain"] is False
+        assert "initial-drain-mode = false" in host.file(f"{CONFIG_ROOT}/jvb3/drain.conf").content_string
+        assert host.check_output(f"{CONTROL} drain jvb3 off").endswith("(unchanged)")
+    finally:
+        remove_fixture(host, "jvb3")
+    # Not running: the file alone, for its next start.
+    stopped = host.check_output(f"{CONTROL} drain jvb3 off")
+    assert stopped == "jvb3: drain off, not running: applies when it starts (unchanged)"
+    bad = host.run(f"{CONTROL} drain jvb9 on")
+    assert bad.rc == 1
+    assert "no videobridge instance 'jvb9' here: cannot read /etc/jitsi/videobridge/jvb9/config" in bad.stderr
+
+
+def test_stopping_an_instance_waits_for_its_participants_and_leaves_the_others_alone(host):
+    """systemctl stop runs the unit's ExecStop: a graceful shutdown by the instance's own REST port, then
+    a wait on its own main process, while another instance of the host runs on untouched."""
+    try:
+        since = run_fixture_as(host, "jvb1", participants=1, leave_every=3600)
+        run_fixture_as(host, "jvb3", participants=3, leave_every=1)
+        other = host.check_output("systemctl show -p MainPID --value jitsi-videobridge@jvb1.service")
+        host.check_output("systemctl stop jitsi-videobridge@jvb3.service")
+        stopped = journal(host, "jitsi-videobridge@jvb3.service", since)
+        assert 'fixture: POST /colibri/shutdown {"graceful-shutdown": true}' in stopped, stopped
+        assert "jvb3: graceful shutdown started; waiting up to 7380 s for process" in stopped, stopped
+        assert (
+            "jvb3: 3 local participant(s) left" in stopped or "jvb3: 2 local participant(s) left" in stopped
+        )
+        assert "fixture: exit" in stopped, stopped
+        assert "jvb3: shut down gracefully" in stopped, stopped
+        result = host.check_output("systemctl show -p Result --value jitsi-videobridge@jvb3.service")
+        assert result == "success"
+        # The other instance saw no shutdown request and runs on with its own process.
+        assert host.check_output("systemctl show -p MainPID --value jitsi-videobridge@jvb1.service") == other
+        assert "/colibri/shutdown" not in journal(host, "jitsi-videobridge@jvb1.service", since)
+        # The wait is bounded: a participant who never leaves keeps the command no longer than --max-wait.
+        bounded = host.run(f"timeout 30 {CONTROL} stop jvb1 --pid={other} --max-wait=2 --poll=0.5")
+        assert bounded.rc == 0, bounded.stderr
+        assert bounded.stdout.strip().endswith("jvb1: still running after 2 s; stopping with SIGTERM now")
+        assert control_status(host, "jvb1")["graceful_shutdown"] is True
+        # No main process (the bridge already gone): nothing to do.
+        assert host.check_output(f"{CONTROL} stop jvb3 --pid= --max-wait=5") == (
+            "jvb3: no main process, nothing to shut down"
+        )
+    finally:
+        remove_fixture(host, "jvb1")
+        remove_fixture(host, "jvb3")
