@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """A test fixture, not the videobridge: it answers the four REST calls meetops-jvb-control makes, as
 Jitsi's sources define them (jitsi-videobridge, rest/root/colibri/drain/Drain.java, shutdown/Shutdown.java,
 stats/Stats.java and shutdown/ShutdownManager.kt), so the tests can run the role's unit stop and drain
