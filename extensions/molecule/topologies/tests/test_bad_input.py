@@ -87,6 +87,22 @@ CASES = [
         ["prosody_c2s_ports", "prosody_http_ports"],
     ),
     (
+        "drain of a bridge this host does not run",
+        {"jvb_drained_instances": ["jvb9"]},
+        ["jvb_drained_instances", "jvb9"],
+    ),
+    (
+        "graceful stop time not a number (argument spec)",
+        {"jvb_graceful_shutdown_minutes": "soon"},
+        ["jvb_graceful_shutdown_minutes"],
+    ),
+    ("Jicofo pin not a package version", {"jicofo_version": "newest"}, ["jicofo_version"]),
+    (
+        "a site certificate without its key",
+        {"web_tls_certificate": "/etc/ssl/certs/meet.pem"},
+        ["web_tls_certificate", "web_tls_key"],
+    ),
+    (
         "unknown-variables mode",
         {"meetops_jitsi_unknown_variables": "loud"},
         ["meetops_jitsi_unknown_variables"],
