@@ -96,7 +96,8 @@ CASES = [
         {"jvb_graceful_shutdown_minutes": "soon"},
         ["jvb_graceful_shutdown_minutes"],
     ),
-    ("Jicofo pin not a package version", {"jicofo_version": "newest"}, ["jicofo_version"]),
+    # The internal CA issues DNS names only.
+    ("an address as a certificate name", {"web_tls_extra_names": ["10.0.0.1"]}, ["web_tls_extra_names"]),
     (
         "a site certificate without its key",
         {"web_tls_certificate": "/etc/ssl/certs/meet.pem"},
