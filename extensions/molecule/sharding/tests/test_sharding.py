@@ -32,11 +32,6 @@ STATE_TIMEOUT = 30
 testinfra_hosts = LBS[:1]
 
 
-@pytest.fixture(scope="module")
-def addresses() -> dict[str, str]:
-    return {lb: on(lb).check_output("hostname -I").split()[0] for lb in LBS}
-
-
 def unique_rooms(count: int, prefix: str) -> list[str]:
     tag = uuid.uuid4().hex[:8]
     return [f"{prefix}-{tag}-{index}" for index in range(count)]

@@ -28,11 +28,6 @@ PLAYBOOK_TIMEOUT = 900
 testinfra_hosts = LBS[:1]
 
 
-@pytest.fixture(scope="module")
-def addresses() -> dict[str, str]:
-    return {lb: on(lb).check_output("hostname -I").split()[0] for lb in LBS}
-
-
 def room_count(shard: str) -> int:
     output = on(shard).check_output(f"prosodyctl shell {shlex.quote(f'muc:list({CONFERENCE!r})')}")
     counts = re.findall(r"([0-9]+) rooms?\s*$", output, re.M)
