@@ -648,8 +648,14 @@ def jvb_slots(topology: Any, **options: Any) -> list[dict[str, Any]]:
     return slots
 
 
-def jvb_slots_for_host(slots: Any, host: Any, allow_empty: bool = False) -> list[dict[str, Any]]:
-    """Return the slots of one host, sorted by index; fail if it has none unless allow_empty."""
+def jvb_slots_for_host(
+    slots: Any, host: Any, allow_empty: bool = False, pool: Any = None, slot: Any = None
+) -> list[dict[str, Any]]:
+    """Return the slots of one host, sorted by index; fail if it has none unless allow_empty.
+
+    With pool, the host is a member of that autoscaling pool and gets the pool's slot number slot (the
+    one it claimed), with its host set.
+    """
     prefix = "jvb_slots_for_host"
     fix = "pass the output of meetops.jitsi.jvb_slots"
     if not _is_list(slots) or not all(isinstance(slot, Mapping) and "host" in slot for slot in slots):
@@ -671,6 +677,8 @@ def jvb_slots_for_host(slots: Any, host: Any, allow_empty: bool = False) -> list
     mine = sorted(
         (dict(slot) for slot in slots if slot["host"] == host), key=lambda slot: slot.get("index", 0)
     )
+    if pool is not None:
+        return [_pool_member_slot(slots, host, pool, slot, mine)]
     if not mine and not allow_empty:
         hosts = sorted({slot["host"] for slot in slots if slot["host"] is not None})
         _fail(
@@ -680,6 +688,38 @@ def jvb_slots_for_host(slots: Any, host: Any, allow_empty: bool = False) -> list
             prefix,
         )
     return mine
+
+
+def _pool_member_slot(
+    slots: Sequence[Mapping[str, Any]], host: str, pool: Any, index: Any, own: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Slot number index of pool, for its member host."""
+    prefix = "jvb_slots_for_host"
+    pools = sorted({slot["pool"] for slot in slots if slot.get("pool") is not None})
+    if not isinstance(pool, str) or pool not in pools:
+        _fail(
+            f"pool {pool!r}",
+            f"is not a pool of the plan; pools: {', '.join(pools) or 'none'}",
+            "name a pool of jvb_slots_options.pools",
+            prefix,
+        )
+    if own:
+        _fail(
+            f"host {host!r}",
+            f"has slots of its own in the topology and is a member of pool {pool!r}",
+            "take the host out of the bridge topology, or out of the pool",
+            prefix,
+        )
+    members = [dict(slot) for slot in slots if slot.get("pool") == pool]
+    if not _is_int(index) or not 1 <= index <= len(members):
+        _fail(
+            f"slot {index!r} of pool {pool!r}",
+            f"is not one of its slots 1..{len(members)}",
+            "pass the slot number the pool registry gave this host",
+            prefix,
+        )
+    chosen = next(member for member in members if member["index"] == index)
+    return {**chosen, "host": host}
 
 
 class FilterModule:

@@ -649,6 +649,40 @@ def test_slots_for_host_bad_input(slots: Any, host: Any, allow_empty: Any, fragm
     assert "Fix: " in str(err.value)
 
 
+def test_a_pool_member_gets_the_slot_it_claimed_under_its_own_name() -> None:
+    pool = EXAMPLE_POOLS[0]["name"]
+    [mine] = jvb_slots_for_host(PLAN, "bridge-i-0abc", pool=pool, slot=2)
+    planned = next(slot for slot in PLAN if slot["pool"] == pool and slot["index"] == 2)
+    assert mine == {**planned, "host": "bridge-i-0abc"}
+    assert planned["host"] is None
+
+
+@pytest.mark.parametrize(
+    ("host", "pool", "slot", "fragment"),
+    [
+        pytest.param("new", "nope", 1, "pool 'nope': is not a pool of the plan; pools: ", id="unknown-pool"),
+        pytest.param("new", None, 1, None, id="no-pool-means-host-mode"),
+        pytest.param("new", "POOL", 0, "slot 0 of pool 'POOL': is not one of its slots 1..", id="slot-0"),
+        pytest.param("new", "POOL", "1", "slot '1' of pool 'POOL'", id="slot-str"),
+        pytest.param("new", "POOL", 999, "slot 999 of pool 'POOL'", id="slot-too-high"),
+        pytest.param(
+            "jvb-a.example.com", "POOL", 1, "has slots of its own in the topology", id="host-and-member"
+        ),
+    ],
+)
+def test_pool_member_bad_input(host: str, pool: Any, slot: Any, fragment: str | None) -> None:
+    pool = EXAMPLE_POOLS[0]["name"] if pool == "POOL" else pool
+    fragment = fragment and fragment.replace("POOL", EXAMPLE_POOLS[0]["name"])
+    if fragment is None:
+        assert jvb_slots_for_host(PLAN, host, allow_empty=True, pool=pool, slot=slot) == []
+        return
+    with pytest.raises(AnsibleFilterError) as err:
+        jvb_slots_for_host(PLAN, host, pool=pool, slot=slot)
+    assert str(err.value).startswith("jvb_slots_for_host: ")
+    assert fragment in str(err.value)
+    assert "Fix: " in str(err.value)
+
+
 # --------------------------------------------------------------------------------------------------
 # Property tests. Valid topologies keep every port range apart: instances stay at most 10 after growth,
 # and the bases are at least 100 apart and away from the reserved ports.
