@@ -69,6 +69,82 @@ def crash_and_wait_back(host, unit: str, timeout: float = 30) -> float:
         time.sleep(0.5)
 
 
+def start_container(name: str, image: str, network: str, timeout: float = 120) -> None:
+    """Start container NAME from a lab image on the scenario's network, as _shared/create.yml starts the
+    scenario's own, and wait until systemd in it has booted; then the lab's key lets testinfra and Ansible in
+    (ssh_config reaches a container by its name)."""
+    subprocess.run(["podman", "rm", "--force", "--ignore", name], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "podman",
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "--network",
+            network,
+            "--systemd",
+            "always",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--label",
+            "owner=molecule",
+            image,
+            "/sbin/init",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    # Until systemd has opened its bus, systemctl fails at once: ask again until it answers or time is up.
+    deadline = time.monotonic() + timeout
+    while True:
+        booted = subprocess.run(
+            [
+                "timeout",
+                str(int(timeout)),
+                "podman",
+                "exec",
+                name,
+                "systemctl",
+                "is-system-running",
+                "--wait",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if booted.stdout.strip() in ("running", "degraded") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    state = booted.stdout.strip()
+    assert state in ("running", "degraded"), f"{name} did not boot: {state} {booted.stderr}"
+    key = Path(os.environ["MEETOPS_LAB_HOME"]) / "lab-ssh" / "id_ed25519.pub"
+    subprocess.run(
+        [
+            "podman",
+            "exec",
+            "--interactive",
+            name,
+            "sh",
+            "-euc",
+            "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+            " && chmod 0600 /root/.ssh/authorized_keys",
+        ],
+        input=key.read_bytes(),
+        check=True,
+        capture_output=True,
+    )
+
+
+def remove_container(name: str) -> None:
+    """Remove a container start_container started (gone already: nothing to do)."""
+    subprocess.run(
+        ["podman", "rm", "--force", "--ignore", "--time", "5", name], check=True, capture_output=True
+    )
+
+
 def stored_password_file(namespace: str, account: str) -> Path:
     """The controller's file of ACCOUNT's generated password in the deployment NAMESPACE."""
     return Path(password_path(str(SECRETS_DIR), namespace, account))
@@ -79,9 +155,16 @@ def stored_password(namespace: str, account: str) -> str:
     return stored_password_file(namespace, account).read_text().split(" salt=")[0].strip()
 
 
-def run_module(host: str, module: str, args: dict, check: bool = False) -> dict:
+def inventory_args(extra_inventories: tuple[str, ...] = ()) -> list[str]:
+    """-i for the scenario's inventory, then for each of EXTRA_INVENTORIES (hosts a test added)."""
+    return [arg for path in (INVENTORY, *extra_inventories) for arg in ("-i", path)]
+
+
+def run_module(
+    host: str, module: str, args: dict, check: bool = False, extra_inventories: tuple[str, ...] = ()
+) -> dict:
     """Run an Ansible module on one host of the scenario; its result (failed results included)."""
-    argv = ["ansible", "-i", INVENTORY, host, "-m", module, "-a", json.dumps(args)]
+    argv = ["ansible", *inventory_args(extra_inventories), host, "-m", module, "-a", json.dumps(args)]
     if check:
         argv.append("--check")
     result = subprocess.run(
@@ -97,10 +180,14 @@ def run_module(host: str, module: str, args: dict, check: bool = False) -> dict:
 
 
 def run_playbook(
-    playbook: str, *args: str, extra_vars: dict | None = None, env: dict | None = None
+    playbook: str,
+    *args: str,
+    extra_vars: dict | None = None,
+    env: dict | None = None,
+    extra_inventories: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """ansible-playbook against the scenario's inventory; the completed process (output as text)."""
-    argv = ["ansible-playbook", "-i", INVENTORY, *args]
+    """ansible-playbook against the scenario's inventory (and EXTRA_INVENTORIES); the completed process."""
+    argv = ["ansible-playbook", *inventory_args(extra_inventories), *args]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     argv.append(playbook)
