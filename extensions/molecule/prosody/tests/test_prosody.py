@@ -487,7 +487,48 @@ def test_prometheus_scrapes_prosody_and_holds_the_alerting_rules(host):
     assert {job: t["health"] for job, t in targets.items()} == {"prometheus": "up", "prosody": "up"}, targets
     assert targets["prosody"]["labels"]["shard"] == "molecule"
     rules = {r["name"] for g in prometheus(host, "/api/v1/rules")["groups"] for r in g["rules"]}
-    assert {"ComponentDown", "ShardFailingHealthChecks", "NoShardInRotation", "ShardDrainedTooLong"} <= rules
+    assert {
+        "ComponentDown",
+        "ShardFailingHealthChecks",
+        "NoShardInRotation",
+        "ShardDrainedTooLong",
+        "BridgeDrainingTooLong",
+        "meetops_jitsi:jvb_pool_stress:avg",
+        "BridgePoolNeedsMoreBridges",
+        "BridgePoolHasSpareBridges",
+    } <= rules
+
+
+def test_the_bridge_rules_fire_as_documented_in_promtools_unit_test(host):
+    """The scaling rule of bridge pools and the draining alert, on the rendered rules file, by promtool's own
+    rule tests (tests/bridge_rules_test.yml: synthetic series, named as jitsi-videobridge's /metrics)."""
+    cases = Path(__file__).with_name("bridge_rules_test.yml").read_text()
+    path = "/tmp/meetops-bridge-rules-test.yml"
+    host.check_output(f"printf %s {shlex.quote(cases)} > {path}")
+    result = host.run(f"promtool test rules {path}")
+    assert result.rc == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        (
+            {"monitoring_pool_scale_in_stress": 0.8},
+            "monitoring_pool_scale_in_stress=0.8: must be a number from 0 to below monitoring_pool_scale_out",
+        ),
+        ({"monitoring_pool_scale_out_stress": 1.5}, "monitoring_pool_scale_out_stress=1.5: must be a number"),
+        ({"monitoring_bridge_draining_for": "3 hours"}, "monitoring_bridge_draining_for=3 hours: must be"),
+    ],
+)
+def test_bad_scaling_settings_fail_naming_the_variable_before_the_rules_change(host, extra_vars, message):
+    rules = "/etc/prometheus/meetops-jitsi.rules.yml"
+    before = host.file(rules).content_string
+    result = run_converge(host, "monitoring", **extra_vars)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output, output[-3000:]
+    assert host.file(rules).content_string == before
 
 
 def test_prometheus_sees_a_real_client_arrive_on_prosody(host):
