@@ -1,0 +1,75 @@
+"""Prometheus of playbooks/shard.yml (group monitoring, beside the first HAProxy): every deployed target up,
+and a real client logging in to a shard seen through Prometheus's query API on that shard's Prosody."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+import urllib.parse
+
+from meetops_test_helpers import on, stored_password
+from test_sharding import DOMAIN, LBS, SHARDS
+
+MONITOR = LBS[0]
+AUTH = f"auth.{DOMAIN}"
+CONFERENCE = f"conference.{DOMAIN}"
+
+testinfra_hosts = [MONITOR]
+
+
+def prometheus(path: str) -> dict:
+    """The data of a GET of the Prometheus API, on loopback of its host."""
+    body = on(MONITOR).check_output(f"curl -fsS {shlex.quote('http://127.0.0.1:9090' + path)}")
+    answer = json.loads(body)
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+
+def address(host: str) -> str:
+    return on(host).check_output("hostname -I").split()[0]
+
+
+def test_prometheus_finds_every_deployed_target_up() -> None:
+    wanted = {("prosody", f"{address(shard)}:5280") for shard in SHARDS} | {
+        ("haproxy", f"{address(lb)}:8405") for lb in LBS
+    }
+    deadline = time.monotonic() + 60
+    while True:
+        targets = {
+            (t["labels"]["job"], t["labels"]["instance"]): t["health"]
+            for t in prometheus("/api/v1/targets")["activeTargets"]
+        }
+        if all(health == "up" for health in targets.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(targets) - {("prometheus", "127.0.0.1:9090")} == wanted, targets
+    assert all(health == "up" for health in targets.values()), targets
+    # HAProxy's exporter, scraped: each peer has both shards in rotation.
+    query = 'haproxy_backend_active_servers{proxy="shards"}'
+    result = prometheus("/api/v1/query?query=" + urllib.parse.quote(query))["result"]
+    assert sorted(float(sample["value"][1]) for sample in result) == [2.0, 2.0], result
+
+
+def test_a_real_client_on_a_shard_is_seen_through_prometheus() -> None:
+    shard = SHARDS[0]
+    instance = f"{address(shard)}:5280"
+    query = "/api/v1/query?query=" + urllib.parse.quote(
+        f'sum(prosody_mod_c2s__connections{{job="prosody", instance="{instance}"}})'
+    )
+
+    def connections() -> float:
+        result = prometheus(query)["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+
+    before = connections()
+    password = stored_password(DOMAIN, f"focus@{AUTH}")
+    on(shard).check_output(
+        f"XMPP_PASSWORD={shlex.quote(password)} setsid -f timeout 60 "
+        f"xmpp-probe muc focus@{AUTH} prometheus-probe@{CONFERENCE} --hold 15 >/dev/null 2>&1"
+    )
+    deadline = time.monotonic() + 12
+    while (now := connections()) <= before:
+        assert time.monotonic() < deadline, f"Prometheus saw {now} connections on {shard} with a client in"
+        time.sleep(1)
+    assert now >= before + 1
