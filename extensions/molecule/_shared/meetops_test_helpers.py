@@ -69,6 +69,23 @@ def crash_and_wait_back(host, unit: str, timeout: float = 30) -> float:
         time.sleep(0.5)
 
 
+def c2s_connections(text: str) -> float:
+    """The established client connections in Prosody's /metrics TEXT, over all hosts and address families."""
+    assert "# TYPE prosody_mod_c2s__connections gauge" in text, text[:2000]
+    values = re.findall(r"^prosody_mod_c2s__connections(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M)
+    return sum(float(value) for value in values)  # no sample yet: none were ever connected
+
+
+def wait_for_no_test_clients(host, timeout: float = 60) -> None:
+    """Wait until no xmpp-probe client of an earlier test is left on HOST (they hold rooms in the background),
+    so that a count of connected clients starts from the clients of the test that reads it."""
+    deadline = time.monotonic() + timeout
+    # [x]: the pattern does not match the command line of the shell that runs pgrep.
+    while host.run("pgrep -f '[x]mpp-probe muc'").rc == 0:
+        assert time.monotonic() < deadline, f"test clients still run after {timeout} s"
+        time.sleep(0.5)
+
+
 def start_container(name: str, image: str, network: str, timeout: float = 120) -> None:
     """Start container NAME from a lab image on the scenario's network, as _shared/create.yml starts the
     scenario's own, and wait until systemd in it has booted; then the lab's key lets testinfra and Ansible in

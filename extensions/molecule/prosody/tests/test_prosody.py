@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import SECRETS_DIR, run_module, stored_password
+from meetops_test_helpers import (
+    SECRETS_DIR,
+    c2s_connections,
+    run_module,
+    stored_password,
+    wait_for_no_test_clients,
+)
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -444,13 +450,6 @@ def hold_a_client(host, room: str, seconds: int) -> None:
     )
 
 
-def c2s_connections(text: str) -> float:
-    """The established client connections Prosody reports, over all hosts and address families."""
-    assert "# TYPE prosody_mod_c2s__connections gauge" in text, text[:2000]
-    values = re.findall(r"^prosody_mod_c2s__connections(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M)
-    return sum(float(value) for value in values)  # no sample yet: none were ever connected
-
-
 def test_prosody_serves_its_statistics_on_loopback_and_they_follow_real_clients(host):
     status, text = metrics(host)
     assert status == 200, text[:500]
@@ -538,9 +537,14 @@ def test_prometheus_sees_a_real_client_arrive_on_prosody(host):
         result = prometheus(host, query)["result"]
         return float(result[0]["value"][1]) if result else 0.0
 
-    before = connections()
-    hold_a_client(host, "prometheus-probe", 12)
-    deadline = time.monotonic() + 10
+    # From the clients of this test alone, once Prometheus has caught up with what Prosody reports.
+    wait_for_no_test_clients(host)
+    deadline = time.monotonic() + 20
+    while (before := connections()) != c2s_connections(metrics(host)[1]):
+        assert time.monotonic() < deadline, f"Prometheus kept {before} connections, not Prosody's count"
+        time.sleep(1)
+    hold_a_client(host, "prometheus-probe", 30)
+    deadline = time.monotonic() + 20
     while (now := connections()) <= before:
         assert time.monotonic() < deadline, f"Prometheus saw {now} client connections with a client logged in"
         time.sleep(1)

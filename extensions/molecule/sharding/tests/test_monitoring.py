@@ -8,7 +8,7 @@ import shlex
 import time
 import urllib.parse
 
-from meetops_test_helpers import on, stored_password
+from meetops_test_helpers import c2s_connections, on, stored_password, wait_for_no_test_clients
 from test_sharding import DOMAIN, LBS, SHARDS
 
 MONITOR = LBS[0]
@@ -62,13 +62,21 @@ def test_a_real_client_on_a_shard_is_seen_through_prometheus() -> None:
         result = prometheus(query)["result"]
         return float(result[0]["value"][1]) if result else 0.0
 
-    before = connections()
+    # From this test's client alone, once Prometheus has caught up with what the shard's Prosody reports
+    # (its /metrics, served to this host).
+    wait_for_no_test_clients(on(shard))
+    deadline = time.monotonic() + 20
+    while (before := connections()) != c2s_connections(
+        on(MONITOR).check_output(f"curl -fsS http://{instance}/metrics")
+    ):
+        assert time.monotonic() < deadline, f"Prometheus kept {before} connections, not Prosody's count"
+        time.sleep(1)
     password = stored_password(DOMAIN, f"focus@{AUTH}")
     on(shard).check_output(
         f"XMPP_PASSWORD={shlex.quote(password)} setsid -f timeout 60 "
-        f"xmpp-probe muc focus@{AUTH} prometheus-probe@{CONFERENCE} --hold 15 >/dev/null 2>&1"
+        f"xmpp-probe muc focus@{AUTH} prometheus-probe@{CONFERENCE} --hold 30 >/dev/null 2>&1"
     )
-    deadline = time.monotonic() + 12
+    deadline = time.monotonic() + 20
     while (now := connections()) <= before:
         assert time.monotonic() < deadline, f"Prometheus saw {now} connections on {shard} with a client in"
         time.sleep(1)
