@@ -69,6 +69,13 @@ def crash_and_wait_back(host, unit: str, timeout: float = 30) -> float:
         time.sleep(0.5)
 
 
+def hocon(host, path: str, root: str) -> dict:
+    """ROOT of the HOCON file PATH as JSON, parsed on HOST by ruby-hocon (the parser the roles check with)."""
+    cmd = host.run(f"hocon --in-file {shlex.quote(path)} --json get {shlex.quote(root)}")
+    assert cmd.rc == 0, f"{path} does not parse as HOCON: {cmd.stderr}"
+    return json.loads(cmd.stdout)
+
+
 def c2s_connections(text: str) -> float:
     """The established client connections in Prosody's /metrics TEXT, over all hosts and address families."""
     assert "# TYPE prosody_mod_c2s__connections gauge" in text, text[:2000]

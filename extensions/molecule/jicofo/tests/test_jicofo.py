@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import stored_password, stored_password_file
+from meetops_test_helpers import hocon, stored_password, stored_password_file
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -50,9 +50,7 @@ def controller_password(account: str) -> str:
 
 def parse(host, path: str = CONFIG) -> dict:
     """The whole file as JSON, from ruby-hocon inside the container."""
-    cmd = host.run(f"hocon --in-file {shlex.quote(path)} --json get jicofo")
-    assert cmd.rc == 0, f"{path} does not parse as HOCON: {cmd.stderr.splitlines()[:1]}"
-    return json.loads(cmd.stdout)
+    return hocon(host, path, "jicofo")
 
 
 def leaf_paths(tree: dict, prefix: str = "jicofo") -> set[str]:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import SECRETS_DIR, crash_and_wait_back
+from meetops_test_helpers import SECRETS_DIR, crash_and_wait_back, hocon
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 testinfra_hosts = sorted(RUNNER.get_hosts("all"))
@@ -20,13 +20,6 @@ DOMAIN = "meet.example.test"
 NAMESPACE = "signal-node"  # meetops_jitsi_secrets_namespace in molecule.yml
 BRIDGE_HOLD = 15  # seconds each bridge stays in the brewery
 FOCUS_DELAY = 5  # Jicofo joins once the bridges are in
-
-
-def hocon(host, path: str, root: str) -> dict:
-    """A HOCON file as JSON, parsed inside the container by ruby-hocon (the parser the roles check with)."""
-    cmd = host.run(f"hocon --in-file {shlex.quote(path)} --json get {root}")
-    assert cmd.rc == 0, f"{path} does not parse: {cmd.stderr}"
-    return json.loads(cmd.stdout)
 
 
 def bridge_connections(host) -> list[dict]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import testinfra.utils.ansible_runner
 import yaml
-from meetops_test_helpers import on, remove_container, run_module, run_playbook, start_container
+from meetops_test_helpers import hocon, on, remove_container, run_playbook, start_container
+from test_topologies import login_as_a_bridge_would
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 SIGNAL = RUNNER.get_hosts("signal")[0]
@@ -58,38 +59,18 @@ def registry() -> dict:
     return {int(slot): claim["member"] for slot, claim in json.loads(listing.stdout)["slots"].items()}
 
 
-def bridge_settings(member: str, name: str) -> dict:
-    """The instance's jvb.conf as JSON, parsed on the member by ruby-hocon (which the role installs)."""
-    parsed = on(member).run(f"hocon --in-file /etc/jitsi/videobridge/{name}/jvb.conf --json get videobridge")
-    assert parsed.rc == 0, parsed.stderr
-    return json.loads(parsed.stdout)
-
-
 def assert_member_runs_slot(inventory: str, member: str, slot: int) -> None:
     host = on(member)
     instances = host.check_output("ls /etc/jitsi/videobridge").split()
     assert instances == [f"jvb{slot}"], instances
-    settings = bridge_settings(member, f"jvb{slot}")
+    settings = hocon(host, f"/etc/jitsi/videobridge/jvb{slot}/jvb.conf", "videobridge")
     login = settings["apis"]["xmpp-client"]["configs"]["shard"]
     assert login["muc_nickname"] == f"{POOL}-jvb{slot}"
     assert settings["websockets"]["server-id"] == f"{POOL}-jvb{slot}"
     # The pool's ports (each member alone on its machine): the plan's defaults.
     assert settings["ice"]["udp"]["port"] == 10000
     assert settings["http-servers"]["private"]["port"] == 8080
-    result = run_module(
-        member,
-        "meetops.jitsi.xmpp_login",
-        {
-            "host": login["hostname"],
-            "port": int(login["port"]),
-            "domain": login["domain"],
-            "username": login["username"],
-            "password": login["password"],
-        },
-        extra_inventories=(inventory,),
-    )
-    assert result.get("authenticated") is True, result.get("msg")
-    assert result["certificate"]["subject_cn"] == f"auth.jvb.{DOMAIN}"
+    login_as_a_bridge_would(member, login, extra_inventories=(inventory,))
 
 
 def test_pool_members_take_free_slots_and_a_leaving_member_frees_its_own(members):

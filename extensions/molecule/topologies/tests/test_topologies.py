@@ -3,14 +3,12 @@ itself: it trusts the deployment's internal CA (system and Java stores) and its 
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import on, run_module, run_playbook, verify_table
+from meetops_test_helpers import hocon, on, run_module, run_playbook, verify_table
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 SINGLE = RUNNER.get_hosts("jitsi")[0]
@@ -69,24 +67,18 @@ def test_the_bridge_host_logs_in_to_its_shard_over_verified_tls(verified):
     assert set(logins.values()) == {"ok"}, logins
 
 
-def hocon(host, path: str, root: str) -> dict:
-    """A HOCON file as JSON, parsed inside the container by ruby-hocon (the parser the roles check with)."""
-    cmd = host.run(f"hocon --in-file {shlex.quote(path)} --json get {root}")
-    assert cmd.rc == 0, f"{path} does not parse: {cmd.stderr}"
-    return json.loads(cmd.stdout)
-
-
 def test_the_rendered_jvb_conf_logs_in_from_the_bridge_host(host):
     """The credentials of each instance's jvb.conf, exactly as a videobridge would read them."""
     for name in ("jvb1", "jvb2"):
         conf = f"/etc/jitsi/videobridge/{name}/jvb.conf"
         settings = hocon(host, conf, "videobridge")["apis"]["xmpp-client"]["configs"]["shard"]
-        login_as_a_bridge_would(settings)
+        login_as_a_bridge_would(BRIDGE, settings)
 
 
-def login_as_a_bridge_would(settings: dict) -> None:
+def login_as_a_bridge_would(bridge: str, settings: dict, extra_inventories: tuple[str, ...] = ()) -> None:
+    """From host BRIDGE, log in with the xmpp-client settings of a jvb.conf, over verified TLS."""
     result = run_module(
-        BRIDGE,
+        bridge,
         "meetops.jitsi.xmpp_login",
         {
             "host": settings["hostname"],
@@ -95,6 +87,7 @@ def login_as_a_bridge_would(settings: dict) -> None:
             "username": settings["username"],
             "password": settings["password"],
         },
+        extra_inventories=extra_inventories,
     )
     assert result.get("authenticated") is True, result.get("msg")
     assert result["certificate"]["subject_cn"] == f"auth.jvb.{DOMAIN}"
