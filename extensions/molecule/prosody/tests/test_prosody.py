@@ -495,14 +495,17 @@ def test_prometheus_scrapes_prosody_and_holds_the_alerting_rules(host):
         "meetops_jitsi:jvb_pool_stress:avg",
         "BridgePoolNeedsMoreBridges",
         "BridgePoolHasSpareBridges",
+        "CertificateExpiresSoon",
+        "TLSProbeFailing",
     } <= rules
 
 
-def test_the_bridge_rules_fire_as_documented_in_promtools_unit_test(host):
-    """The scaling rule of bridge pools and the draining alert, on the rendered rules file, by promtool's own
-    rule tests (tests/bridge_rules_test.yml: synthetic series, named as jitsi-videobridge's /metrics)."""
-    cases = Path(__file__).with_name("bridge_rules_test.yml").read_text()
-    path = "/tmp/meetops-bridge-rules-test.yml"
+def test_the_bridge_and_certificate_rules_fire_as_documented_in_promtools_unit_test(host):
+    """The scaling rule of bridge pools, the draining alert and the certificate alerts, on the rendered rules
+    file, by promtool's own rule tests (tests/rules_test.yml: synthetic series, named as jitsi-videobridge's
+    /metrics and the blackbox exporter's TLS probes)."""
+    cases = Path(__file__).with_name("rules_test.yml").read_text()
+    path = "/tmp/meetops-rules-test.yml"
     host.check_output(f"printf %s {shlex.quote(cases)} > {path}")
     result = host.run(f"promtool test rules {path}")
     assert result.rc == 0, result.stdout + result.stderr
@@ -518,9 +521,17 @@ def test_the_bridge_rules_fire_as_documented_in_promtools_unit_test(host):
         ),
         ({"monitoring_pool_scale_out_stress": 1.5}, "monitoring_pool_scale_out_stress=1.5: must be a number"),
         ({"monitoring_bridge_draining_for": "3 hours"}, "monitoring_bridge_draining_for=3 hours: must be"),
+        (
+            {"monitoring_tls_probes": [{"name": "site", "server_name": "not a name", "targets": ["x:443"]}]},
+            "monitoring_tls_probes: probe 'site': server_name must be the DNS name",
+        ),
+        (
+            {"monitoring_tls_probes": [{"name": "xmpp", "server_name": "a.test", "targets": ["x"]}]},
+            "monitoring_tls_probes: probe 'xmpp': targets must be a non-empty list of host:port",
+        ),
     ],
 )
-def test_bad_scaling_settings_fail_naming_the_variable_before_the_rules_change(host, extra_vars, message):
+def test_bad_monitoring_settings_fail_naming_the_variable_before_the_rules_change(host, extra_vars, message):
     rules = "/etc/prometheus/meetops-jitsi.rules.yml"
     before = host.file(rules).content_string
     result = run_converge(host, "monitoring", **extra_vars)
