@@ -654,7 +654,7 @@ def jvb_slots_for_host(
     """Return the slots of one host, sorted by index; fail if it has none unless allow_empty.
 
     With pool, the host is a member of that autoscaling pool and gets the pool's slot number slot (the
-    one it claimed), with its host set.
+    one it claimed), with its host set; an empty pool is none (the jvb role's default).
     """
     prefix = "jvb_slots_for_host"
     fix = "pass the output of meetops.jitsi.jvb_slots"
@@ -677,7 +677,7 @@ def jvb_slots_for_host(
     mine = sorted(
         (dict(slot) for slot in slots if slot["host"] == host), key=lambda slot: slot.get("index", 0)
     )
-    if pool is not None:
+    if pool not in (None, ""):
         return [_pool_member_slot(slots, host, pool, slot, mine)]
     if not mine and not allow_empty:
         hosts = sorted({slot["host"] for slot in slots if slot["host"] is not None})

@@ -662,6 +662,7 @@ def test_a_pool_member_gets_the_slot_it_claimed_under_its_own_name() -> None:
     [
         pytest.param("new", "nope", 1, "pool 'nope': is not a pool of the plan; pools: ", id="unknown-pool"),
         pytest.param("new", None, 1, None, id="no-pool-means-host-mode"),
+        pytest.param("new", "", 1, None, id="empty-pool-means-host-mode"),
         pytest.param("new", "POOL", 0, "slot 0 of pool 'POOL': is not one of its slots 1..", id="slot-0"),
         pytest.param("new", "POOL", "1", "slot '1' of pool 'POOL'", id="slot-str"),
         pytest.param("new", "POOL", 999, "slot 999 of pool 'POOL'", id="slot-too-high"),
