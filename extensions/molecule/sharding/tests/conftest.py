@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from meetops_test_helpers import on
-from test_sharding import LBS
+from test_sharding import LBS, SHARDS
 
 
 @pytest.fixture(scope="module")
 def addresses() -> dict[str, str]:
-    """Each HAProxy peer's address on the scenario's network."""
-    return {lb: on(lb).check_output("hostname -I").split()[0] for lb in LBS}
+    """Each host's address on the scenario's network (the HAProxy peers and the shards)."""
+    return {host: on(host).check_output("hostname -I").split()[0] for host in (*LBS, *SHARDS)}

@@ -26,20 +26,16 @@ def prometheus(path: str) -> dict:
     return answer["data"]
 
 
-def probe_query(query: str) -> list:
-    """The result of an instant query."""
+def instant_query(query: str) -> list:
+    """The result of an instant query of PromQL QUERY."""
     return prometheus("/api/v1/query?query=" + urllib.parse.quote(query))["result"]
 
 
-def address(host: str) -> str:
-    return on(host).check_output("hostname -I").split()[0]
-
-
-def test_prometheus_finds_every_deployed_target_up() -> None:
+def test_prometheus_finds_every_deployed_target_up(addresses: dict[str, str]) -> None:
     wanted = (
-        {("prosody", f"{address(shard)}:5280") for shard in SHARDS}
-        | {("haproxy", f"{address(lb)}:8405") for lb in LBS}
-        | {("tls_site", f"{address(lb)}:443") for lb in LBS}
+        {("prosody", f"{addresses[shard]}:5280") for shard in SHARDS}
+        | {("haproxy", f"{addresses[lb]}:8405") for lb in LBS}
+        | {("tls_site", f"{addresses[lb]}:443") for lb in LBS}
     )
     deadline = time.monotonic() + 60
     while True:
@@ -53,44 +49,41 @@ def test_prometheus_finds_every_deployed_target_up() -> None:
     assert set(targets) - {("prometheus", "127.0.0.1:9090")} == wanted, targets
     assert all(health == "up" for health in targets.values()), targets
     # HAProxy's exporter, scraped: each peer has both shards in rotation.
-    query = 'haproxy_backend_active_servers{proxy="shards"}'
-    result = prometheus("/api/v1/query?query=" + urllib.parse.quote(query))["result"]
+    result = instant_query('haproxy_backend_active_servers{proxy="shards"}')
     assert sorted(float(sample["value"][1]) for sample in result) == [2.0, 2.0], result
 
 
-def test_the_sites_certificate_is_watched_through_either_haproxy() -> None:
+def test_the_sites_certificate_is_watched_through_either_haproxy(addresses: dict[str, str]) -> None:
     """The TLS probe of the site (blackbox exporter): a verified handshake with each peer, and the expiry
     Prometheus holds is the notAfter of the certificate the peer serves."""
     for lb in LBS:
-        target = f"{address(lb)}:443"
+        target = f"{addresses[lb]}:443"
         served = on(MONITOR).check_output(
             "python3 -c "
             + shlex.quote(
                 "import socket, ssl\n"
                 "context = ssl.create_default_context()\n"
-                f"with socket.create_connection(({address(lb)!r}, 443), timeout=5) as raw:\n"
+                f"with socket.create_connection(({addresses[lb]!r}, 443), timeout=5) as raw:\n"
                 f"    with context.wrap_socket(raw, server_hostname={DOMAIN!r}) as tls:\n"
                 "        print(int(ssl.cert_time_to_seconds(tls.getpeercert()['notAfter'])))\n"
             )
         )
         selector = f'{{job="tls_site", instance="{target}"}}'
         deadline = time.monotonic() + 40
-        while not ((success := probe_query(f"probe_success{selector}")) and success[0]["value"][1] == "1"):
+        while not ((success := instant_query(f"probe_success{selector}")) and success[0]["value"][1] == "1"):
             assert time.monotonic() < deadline, (target, success)
             time.sleep(1)
-        expiry = probe_query(f"probe_ssl_earliest_cert_expiry{selector}")
+        expiry = instant_query(f"probe_ssl_earliest_cert_expiry{selector}")
         assert int(float(expiry[0]["value"][1])) == int(served), (target, expiry, served)
 
 
-def test_a_real_client_on_a_shard_is_seen_through_prometheus() -> None:
+def test_a_real_client_on_a_shard_is_seen_through_prometheus(addresses: dict[str, str]) -> None:
     shard = SHARDS[0]
-    instance = f"{address(shard)}:5280"
-    query = "/api/v1/query?query=" + urllib.parse.quote(
-        f'sum(prosody_mod_c2s__connections{{job="prosody", instance="{instance}"}})'
-    )
+    instance = f"{addresses[shard]}:5280"
+    query = f'sum(prosody_mod_c2s__connections{{job="prosody", instance="{instance}"}})'
 
     def connections() -> float:
-        result = prometheus(query)["result"]
+        result = instant_query(query)
         return float(result[0]["value"][1]) if result else 0.0
 
     # From this test's client alone, once Prometheus has caught up with what the shard's Prosody reports
