@@ -47,6 +47,32 @@ def on(name: str):
     return testinfra.get_host(f"ssh://{name}", ssh_config=SSH_CONFIG)
 
 
+def address_of(name: str) -> str:
+    """Host NAME's address on the scenario's network."""
+    return on(name).check_output("hostname -I").split()[0]
+
+
+# Asks ADDRESS:PORT over HTTP from the container it runs in (from SOURCE when given); prints status,
+# Content-Type and body as JSON.
+_HTTP_ASK = (
+    "import http.client, json, sys; address, port, method, path, source = sys.argv[1:6]; "
+    "c = http.client.HTTPConnection(address, int(port), timeout=20, "
+    "source_address=(source, 0) if source else None); c.request(method, path); r = c.getresponse(); "
+    "print(json.dumps([r.status, r.getheader('Content-Type'), r.read().decode()]))"
+)
+
+
+def http_ask(
+    client, address: str, port: int, method: str = "GET", path: str = "/metrics", *, source: str = ""
+) -> tuple[int, str | None, str]:
+    """One HTTP request made inside the container CLIENT (a testinfra host): (status, Content-Type, body)."""
+    argv = " ".join(shlex.quote(str(arg)) for arg in (address, port, method, path, source))
+    status, content_type, body = json.loads(
+        client.check_output(f"python3 -c {shlex.quote(_HTTP_ASK)} {argv}")
+    )
+    return status, content_type, body
+
+
 def main_pid(host, unit: str) -> str:
     """The main process of UNIT on HOST ("0" when it has none)."""
     return host.check_output(f"systemctl show -p MainPID --value {shlex.quote(unit)}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import crash_and_wait_back, on
+from meetops_test_helpers import address_of, crash_and_wait_back, on
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -31,17 +31,13 @@ CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 CHECK_DEADLINE = 15
 
 
-def address(name: str) -> str:
-    return on(name).check_output("hostname -I").split()[0]
-
-
 def admin(name: str, command: str) -> str:
     return on(name).check_output(f"echo {shlex.quote(command)} | socat -t 5 stdio {SOCKET}")
 
 
 def fetch(lb: str, paths: list[str], via: str | None = None) -> list[dict]:
     """GET each path through HAProxy `lb`, from inside `via` (default: `lb`), verifying its certificate."""
-    target = address(lb)
+    target = address_of(lb)
     script = (
         "while IFS= read -r p; do "
         f"curl -sS -o /dev/null --max-time 10 --resolve {DOMAIN}:443:{target} "
@@ -183,13 +179,13 @@ def test_frontend_certificate_verifies_and_headers_are_forwarded(lb):
     # fetch() verifies the certificate against the system store (the internal CA), without -k.
     result = fetch(lb, ["/"], via=LBS[0])[0]
     assert result["proto"] == "https"
-    assert result["xff"] == address(LBS[0])
+    assert result["xff"] == address_of(LBS[0])
 
 
 @pytest.mark.parametrize("lb", LBS)
 def test_plain_http_redirects_to_https(lb):
     out = on(LBS[0]).check_output(
-        f"curl -sS -o /dev/null -w '%{{http_code}} %{{redirect_url}}' --resolve {DOMAIN}:80:{address(lb)} "
+        f"curl -sS -o /dev/null -w '%{{http_code}} %{{redirect_url}}' --resolve {DOMAIN}:80:{address_of(lb)} "
         f"'http://{DOMAIN}/someroom?x=1'"
     )
     assert out == f"301 https://{DOMAIN}/someroom?x=1"
@@ -313,7 +309,7 @@ def test_reload_keeps_connections_and_the_stick_table(lb):
     pid = master_pid(lb)
     # A download of about 8 s through HAProxy, running while it reloads.
     on(lb).check_output(
-        f"nohup curl -sS --resolve {DOMAIN}:443:{address(lb)} -o /tmp/slow.bin -w '%{{http_code}}' "
+        f"nohup curl -sS --resolve {DOMAIN}:443:{address_of(lb)} -o /tmp/slow.bin -w '%{{http_code}}' "
         f"https://{DOMAIN}/slow > /tmp/slow.out 2>&1 & echo $! > /tmp/slow.pid"
     )
     time.sleep(2)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import hocon, stored_password, stored_password_file
+from meetops_test_helpers import address_of, hocon, http_ask, on, stored_password, stored_password_file
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -154,6 +154,29 @@ def test_health_check_and_rest_api_on_loopback(host):
     config = parse(host)
     assert config["health"] == {"enabled": True}
     assert config["rest"] == {"host": "127.0.0.1", "port": 8888}
+
+
+def test_only_the_metrics_reach_other_hosts_through_the_gateway(host):
+    """jicofo_metrics_address: the gateway listens on the host's address at Jicofo's REST port and asks
+    Jicofo's loopback REST API for /metrics alone. Jicofo does not run here (no package), so /metrics is a
+    bad gateway naming that upstream; move-endpoints (a GET that moves participants) never gets through."""
+    address = address_of(name(host))
+    other = on(next(h for h in RUNNER.get_hosts("all") if h != name(host)))
+    status, _, body = http_ask(other, address, 8888)
+    assert status == 502
+    assert body.startswith("jicofo: the upstream http://127.0.0.1:8888/metrics did not answer"), body
+    assert http_ask(other, address, 8888, "GET", "/move-endpoints/move-fraction")[0] == 404
+    assert http_ask(other, address, 8888, "POST", "/conference-request/v1")[0] == 405
+    assert http_ask(host, address, 8888, source="127.0.0.1")[0] == 403
+    assert host.check_output("systemctl is-active meetops-metrics-gateway@jicofo.service") == "active"
+
+
+def test_a_metrics_gateway_needs_the_rest_api_on_loopback(host):
+    result = run_converge(host, "jicofo", jicofo_rest_host="0.0.0.0")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "but jicofo_rest_host is '0.0.0.0'. Set jicofo_rest_host" in output, output[-3000:]
+    assert "changed=0" in output, output[-3000:]
 
 
 @pytest.mark.parametrize("path", [CONFIG, ENV_FILE, LEGACY])

@@ -1,12 +1,14 @@
 """A test fixture, not the videobridge: it answers the four REST calls meetops-jvb-control makes, as
 Jitsi's sources define them (jitsi-videobridge, rest/root/colibri/drain/Drain.java, shutdown/Shutdown.java,
 stats/Stats.java and shutdown/ShutdownManager.kt), so the tests can run the role's unit stop and drain
-commands against a process that really listens on an instance's REST port.
+commands against a process that really listens on an instance's REST port, and read its /metrics through
+the collection's metrics gateway.
 
     colibri_rest_fixture.py --port PORT [--participants N] [--leave-every SECONDS] [--shutting-down-delay S]
 
 - GET /colibri/drain -> {"drain": bool}; POST /colibri/drain/enable|disable -> 200.
 - GET /colibri/stats -> participants, octo_endpoints (always 0), drain, graceful_shutdown, shutting_down.
+- GET /metrics -> text/plain: meetops_test_fixture_participants N (a fixture's own series, not the bridge's).
 - POST /colibri/shutdown {"graceful-shutdown": bool} (required, else 400). Graceful: the participants leave
   one per --leave-every seconds; at none the fixture waits --shutting-down-delay and exits 0. Not graceful:
   it exits after the delay at once.
@@ -83,6 +85,13 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
                 self._answer(200, {"drain": state.stats()["drain"]})
             elif self.path == "/colibri/stats":
                 self._answer(200, state.stats())
+            elif self.path == "/metrics":
+                raw = f"meetops_test_fixture_participants {state.stats()['participants']}\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
             else:
                 self._answer(404)
 

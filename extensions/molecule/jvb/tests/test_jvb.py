@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import testinfra.utils.ansible_runner
 import yaml
-from meetops_test_helpers import SECRETS_DIR, on, stored_password
+from meetops_test_helpers import SECRETS_DIR, address_of, http_ask, on, stored_password
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
@@ -511,3 +511,115 @@ def test_stopping_an_instance_waits_for_its_participants_and_leaves_the_others_a
     finally:
         remove_fixture(host, "jvb1")
         remove_fixture(host, "jvb3")
+
+
+# --- /metrics to other hosts (jvb_metrics_address) ----------------------------------------------------
+
+GATEWAY_UNIT = "meetops-metrics-gateway@jvb.service"
+
+
+def listening_on(host, address: str) -> dict[int, str]:
+    """The TCP ports listening on ADDRESS itself (not on every address), with their processes."""
+    found = {}
+    for line in host.check_output("ss -Htlnp").splitlines():
+        # State, Recv-Q, Send-Q, local address:port, peer, process.
+        fields = line.split()
+        local_address, _, port = fields[3].rpartition(":")
+        if local_address == address:
+            found[int(port)] = " ".join(fields[5:])
+    return found
+
+
+def other_host(host):
+    return on(next(hostname for hostname in testinfra_hosts if hostname != name(host)))
+
+
+def test_the_gateway_serves_each_instance_s_metrics_and_nothing_else(host):
+    """From the other host of the network: GET /metrics of a running instance (the REST fixture) comes back
+    through the gateway on the host's address, at the instance's REST port; its drain, shutdown and stats
+    calls are refused there and never reach the instance, which keeps answering them on loopback."""
+    address = address_of(name(host))
+    rest_port = slots(host)[0]["rest_port"]
+    try:
+        since = run_fixture_as(host, "jvb1", participants=2, leave_every=3600)
+        client = other_host(host)
+        status, content_type, body = http_ask(client, address, rest_port)
+        assert (status, content_type) == (200, "text/plain; version=0.0.4"), body
+        assert body == "meetops_test_fixture_participants 2\n"
+        assert http_ask(client, address, rest_port, "POST", "/colibri/shutdown")[0] == 405
+        assert http_ask(client, address, rest_port, "POST", "/colibri/drain/enable")[0] == 405
+        assert http_ask(client, address, rest_port, "GET", "/colibri/stats")[0] == 404
+        seen = journal(host, "jitsi-videobridge@jvb1.service", since)
+        assert "fixture: GET /metrics" in seen, seen
+        assert "POST" not in seen, seen
+        assert "/colibri/stats" not in seen, seen
+        assert control_status(host, "jvb1")["drain"] is False
+        assert control_status(host, "jvb1")["local_participants"] == 2
+        refused = journal(host, GATEWAY_UNIT, since)
+        assert (
+            f"jvb1: refused POST '/colibri/shutdown' from {address_of(client.backend.get_hostname())}: 405"
+            in (refused)
+        ), refused
+    finally:
+        remove_fixture(host, "jvb1")
+
+
+def test_the_gateway_refuses_hosts_outside_the_allowed_networks_and_says_when_an_instance_is_down(host):
+    """jvb_metrics_allow is the scenario's network: a request from loopback (to the host's own address) is
+    refused before anything is asked of the instance; an instance that does not run is a bad gateway, which
+    Prometheus shows as the target down."""
+    address = address_of(name(host))
+    ports = {slot["name"]: slot["rest_port"] for slot in slots(host)}
+    status, _, body = http_ask(host, address, ports["jvb1"], source="127.0.0.1")
+    assert (status, body) == (403, "this address may not read the metrics\n")
+    status, _, body = http_ask(other_host(host), address, ports["jvb2"])
+    assert status == 502
+    assert body.startswith(f"jvb2: the upstream http://127.0.0.1:{ports['jvb2']}/metrics did not answer"), (
+        body
+    )
+    # The REST API itself stays on loopback: nothing but the gateway listens on the host's address.
+    listeners = listening_on(host, address)
+    assert sorted(listeners) == sorted(ports.values()), listeners
+    assert all("python3" in what for what in listeners.values()), listeners
+
+
+def test_the_gateway_unit_passes_systemd_analyze_verify_and_runs_unprivileged(host):
+    result = host.run(f"systemd-analyze verify --man=no {GATEWAY_UNIT}")
+    assert result.rc == 0, result.stdout + result.stderr
+    assert host.check_output(f"systemctl show -p DynamicUser --value {GATEWAY_UNIT}") == "yes"
+    pid = host.check_output(f"systemctl show -p MainPID --value {GATEWAY_UNIT}")
+    assert host.check_output(f"ps -o user= -p {pid}") != "root"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"jvb_metrics_address": "0.0.0.0"}, "jvb_metrics_address='0.0.0.0' serves"),
+        ({"jvb_metrics_address": "jvb1.example.test"}, "jvb_metrics_address='jvb1.example.test' serves"),
+        ({"jvb_metrics_allow": []}, "jvb_metrics_allow (got [])"),
+        ({"jvb_metrics_allow": ["10.0.0.0/33"]}, 'jvb_metrics_allow (got ["10.0.0.0/33"])'),
+    ],
+)
+def test_bad_metrics_settings_stop_the_run_before_the_host_changes(extra, message):
+    hostname = testinfra_hosts[0]
+    host = on(hostname)
+    config = "/etc/meetops-jitsi/metrics-gateway/jvb.json"
+    before = host.file(config).content_string
+    result = run_converge("--limit", hostname, **extra)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output, output[-3000:]
+    assert "changed=0" in output, output[-3000:]
+    assert host.file(config).content_string == before
+
+
+def test_an_empty_metrics_address_removes_the_gateway_and_a_run_brings_it_back(host):
+    hostname = name(host)
+    off = run_converge("--limit", hostname, "--tags", "jvb_configure", jvb_metrics_address="")
+    assert off.returncode == 0, off.stdout[-3000:]
+    assert not host.file("/etc/meetops-jitsi/metrics-gateway/jvb.json").exists
+    assert host.run(f"systemctl is-active {GATEWAY_UNIT}").stdout.strip() == "inactive"
+    assert listening_on(host, address_of(hostname)) == {}
+    on_again = run_converge("--limit", hostname, "--tags", "jvb_configure")
+    assert on_again.returncode == 0, on_again.stdout[-3000:]
+    assert host.check_output(f"systemctl is-active {GATEWAY_UNIT}") == "active"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
-from meetops_test_helpers import hocon, on, run_module, run_playbook, verify_table
+from meetops_test_helpers import address_of, hocon, on, run_module, run_playbook, verify_table
 
 RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 SINGLE = RUNNER.get_hosts("jitsi")[0]
@@ -95,7 +95,7 @@ def login_as_a_bridge_would(bridge: str, settings: dict, extra_inventories: tupl
 
 
 def test_openssl_verifies_the_bridge_prosody_from_the_bridge_host(host):
-    signal_address = on(SIGNAL).check_output("hostname -I").split()[0]
+    signal_address = address_of(SIGNAL)
     cmd = host.run(
         f"echo | openssl s_client -starttls xmpp -xmpphost auth.jvb.{DOMAIN} -connect {signal_address}:6222 "
         f"-verify_return_error -verify_hostname auth.jvb.{DOMAIN} 2>&1"
