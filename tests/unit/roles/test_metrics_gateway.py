@@ -130,13 +130,13 @@ def test_nothing_but_get_metrics_reaches_the_api(ports, method, path, status):
 
 def test_a_client_outside_the_allowed_networks_is_refused(ports):
     Upstream.seen.clear()
-    status, _, body = request(ports["up"], source="127.0.0.1")
+    status, _content_type, body = request(ports["up"], source="127.0.0.1")
     assert (status, body) == (403, "this address may not read the metrics\n")
     assert Upstream.seen == []
 
 
 def test_an_upstream_that_does_not_answer_is_a_bad_gateway(ports):
-    status, _, body = request(ports["down"])
+    status, _content_type, body = request(ports["down"])
     assert status == 502
     assert body.startswith(f"down: the upstream http://127.0.0.1:{ports['down']}/metrics did not answer")
 

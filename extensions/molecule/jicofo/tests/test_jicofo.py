@@ -162,7 +162,7 @@ def test_only_the_metrics_reach_other_hosts_through_the_gateway(host):
     bad gateway naming that upstream; move-endpoints (a GET that moves participants) never gets through."""
     address = address_of(name(host))
     other = on(next(h for h in RUNNER.get_hosts("all") if h != name(host)))
-    status, _, body = http_ask(other, address, 8888)
+    status, _content_type, body = http_ask(other, address, 8888)
     assert status == 502
     assert body.startswith("jicofo: the upstream http://127.0.0.1:8888/metrics did not answer"), body
     assert http_ask(other, address, 8888, "GET", "/move-endpoints/move-fraction")[0] == 404
