@@ -618,7 +618,7 @@ def test_an_empty_metrics_address_removes_the_gateway_and_a_run_brings_it_back(h
     assert off.returncode == 0, off.stdout[-3000:]
     assert not host.file("/etc/meetops-jitsi/metrics-gateway/jvb.json").exists
     assert host.run(f"systemctl is-active {GATEWAY_UNIT}").stdout.strip() == "inactive"
-    assert listening_on(host, address_of(hostname)) == {}
+    assert listening_on(host, address_of(hostname)) == set()
     on_again = run_converge("--limit", hostname, "--tags", "jvb_configure")
     assert on_again.returncode == 0, on_again.stdout[-3000:]
     assert host.check_output(f"systemctl is-active {GATEWAY_UNIT}") == "active"
