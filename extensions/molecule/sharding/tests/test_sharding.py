@@ -66,15 +66,15 @@ def shard_states(lb: str) -> dict[str, str]:
     return states
 
 
-def wait_for_state(shard: str, wanted: str) -> None:
-    deadline = time.monotonic() + STATE_TIMEOUT
+def wait_for_state(shard: str, wanted: str, timeout: float = STATE_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     seen = {}
     while time.monotonic() < deadline:
         seen = {lb: shard_states(lb).get(shard, "missing") for lb in LBS}
         if all(state.startswith(wanted) for state in seen.values()):
             return
         time.sleep(1)
-    pytest.fail(f"{shard} did not become {wanted} on both HAProxies within {STATE_TIMEOUT}s: {seen}")
+    pytest.fail(f"{shard} did not become {wanted} on both HAProxies within {timeout}s: {seen}")
 
 
 def stick_entries(lb: str) -> dict[str, str]:
