@@ -9,25 +9,15 @@ import json
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from importlib.machinery import SourceFileLoader
-from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
 
 import pytest
+from role_program import load_program
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "jvb" / "files" / "meetops-jvb-pool"
 
 
-def load():
-    loader = SourceFileLoader("meetops_jvb_pool", str(SCRIPT))
-    spec = spec_from_loader("meetops_jvb_pool", loader)
-    assert spec is not None
-    module = module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-POOL = load()
+POOL = load_program("jvb", "meetops-jvb-pool")
 
 
 def run(state: Path, *argv: str) -> subprocess.CompletedProcess:
@@ -111,7 +101,7 @@ def test_the_program_prints_one_json_object(tmp_path):
 
 
 def claim_in_a_process(state: str, member: str) -> int:
-    return int(load().claim("eu", member, 8, False, Path(state))["slot"])
+    return int(load_program("jvb", "meetops-jvb-pool").claim("eu", member, 8, False, Path(state))["slot"])
 
 
 def test_members_claiming_at_once_never_share_a_slot(tmp_path):

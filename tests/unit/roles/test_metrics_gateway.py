@@ -13,27 +13,16 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.machinery import SourceFileLoader
-from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from role_program import load_program
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "_common" / "files" / "meetops-metrics-gateway"
 
 
-def load():
-    loader = SourceFileLoader("meetops_metrics_gateway", str(SCRIPT))
-    spec = spec_from_loader("meetops_metrics_gateway", loader)
-    assert spec is not None
-    module = module_from_spec(spec)
-    sys.modules["meetops_metrics_gateway"] = module  # its dataclasses look their module up
-    loader.exec_module(module)
-    return module
-
-
-GATEWAY = load()
+GATEWAY = load_program("_common", "meetops-metrics-gateway")
 
 
 class Upstream(BaseHTTPRequestHandler):
