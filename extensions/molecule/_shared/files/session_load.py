@@ -199,7 +199,6 @@ async def session(number: int, args, events: Events, stop: asyncio.Event) -> Non
             backoff = 0.0
             if args.once:
                 return
-            previous = (stream_id, stream.handled)
             ending = asyncio.ensure_future(stay(stream, args))
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait({ending, stopping}, return_when=asyncio.FIRST_COMPLETED)
